@@ -1,0 +1,333 @@
+"""Loading the dataset once, cutting distributions from it, and batching.
+
+The whole dataset is held as uint8 tensors (N, 3, H, W). A distribution is an
+index into the training tensor, so no run copies images. Decoded arrays are
+cached beside the data, or in a user cache folder when the data folder is
+read-only, so that a second start takes about a second.
+
+Two sources are understood:
+
+- CIFAR-10 through ``torchvision.datasets.CIFAR10`` (downloaded when missing);
+- an ImageFolder-style directory, ``train/<class>/*`` and ``test/<class>/*``:
+  a user's own dataset, or a JPEG copy of CIFAR-10.
+"""
+
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_SIZE = 32
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff",
+                  ".webp", ".ppm"}
+CACHE_VERSION = 1
+
+
+class DataError(RuntimeError):
+    """The data folder is missing, incomplete or holds unreadable files."""
+
+
+@dataclass
+class Dataset:
+    train_images: torch.Tensor   # uint8 (N, 3, H, W)
+    train_labels: torch.Tensor   # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple
+    source: str                  # a short description for the result files
+
+    def class_counts(self, split="train"):
+        labels = self.train_labels if split == "train" else self.test_labels
+        return tuple(torch.bincount(labels, minlength=len(self.classes))
+                     .tolist())
+
+
+def load_dataset(data_dir, download=True, log=print):
+    """The dataset in ``data_dir``: an ImageFolder tree when ``train/`` and
+    ``test/`` exist there, otherwise CIFAR-10 through torchvision."""
+    data_dir = Path(data_dir).expanduser()
+    if (data_dir / "train").is_dir() or (data_dir / "test").is_dir():
+        return _load_image_folder(data_dir, log)
+    return _load_cifar10(data_dir, download, log)
+
+
+def _load_cifar10(data_dir, download, log):
+    from torchvision.datasets import CIFAR10
+
+    arrays = {}
+    try:
+        for split in ("train", "test"):
+            ds = CIFAR10(str(data_dir), train=split == "train",
+                         download=download)
+            arrays[split] = (ds.data, np.asarray(ds.targets))
+            classes = tuple(ds.classes)
+    except Exception as error:
+        raise DataError(
+            f"Could not find or download CIFAR-10 in {data_dir.resolve()} "
+            f"({type(error).__name__}: {error}). Looked for torchvision's "
+            f"'cifar-10-batches-py' folder there and for an ImageFolder tree "
+            f"('train/<class>/*' and 'test/<class>/*'). Without network "
+            f"access, point --data-dir at a folder that holds either one, "
+            f"for example an unpacked copy of the JPEG archive."
+        ) from None
+    source = f"torchvision CIFAR10 at {data_dir.resolve()}"
+    log(f"data: {source}")
+    return Dataset(*_to_tensors(*arrays["train"]),
+                   *_to_tensors(*arrays["test"]), classes, source)
+
+
+def _to_tensors(images_nhwc, labels):
+    images = torch.from_numpy(np.ascontiguousarray(
+        images_nhwc.transpose(0, 3, 1, 2)))
+    return images, torch.from_numpy(labels.astype(np.int64))
+
+
+def _list_image_folder(data_dir):
+    """Sorted class names and, per split, the (path, label) pairs."""
+    splits = {}
+    for split in ("train", "test"):
+        root = data_dir / split
+        if not root.is_dir():
+            raise DataError(f"{data_dir}: the ImageFolder layout needs both "
+                            f"'train/' and 'test/'; '{split}/' is missing")
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if not classes:
+            raise DataError(f"{root}: no class folders found")
+        files = []
+        for label, name in enumerate(classes):
+            found = sorted(p for p in (root / name).iterdir()
+                           if p.suffix.lower() in IMAGE_SUFFIXES)
+            if split == "train" and not found:
+                raise DataError(f"{root / name}: no images found")
+            files += [(p, label) for p in found]
+        splits[split] = (classes, files)
+    train_classes, test_classes = splits["train"][0], splits["test"][0]
+    if train_classes != test_classes:
+        only_train = sorted(set(train_classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(train_classes))
+        raise DataError(
+            f"{data_dir}: class folders differ between train/ and test/ "
+            f"(only in train: {only_train or 'none'}; "
+            f"only in test: {only_test or 'none'})")
+    return tuple(train_classes), splits["train"][1], splits["test"][1]
+
+
+def _fingerprint(data_dir, files):
+    digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(data_dir)}|{label}|{stat.st_size}|"
+                      f"{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_dirs(data_dir):
+    """Where decoded arrays may live: beside the data, then the user cache."""
+    user = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return [data_dir / ".decoded", user / "imbalance-cifar"]
+
+
+def _load_image_folder(data_dir, log):
+    classes, train_files, test_files = _list_image_folder(data_dir)
+    key = _fingerprint(data_dir, train_files + test_files)
+    name = f"{data_dir.resolve().name}-{key}.npz"
+    source = f"image folder {data_dir.resolve()}"
+
+    for folder in cache_dirs(data_dir):
+        cached = folder / name
+        if cached.exists():
+            with np.load(cached) as arrays:
+                log(f"data: {source} (decoded cache {cached})")
+                return Dataset(
+                    torch.from_numpy(arrays["train_images"]),
+                    torch.from_numpy(arrays["train_labels"]),
+                    torch.from_numpy(arrays["test_images"]),
+                    torch.from_numpy(arrays["test_labels"]),
+                    classes, source)
+
+    log(f"data: decoding {len(train_files) + len(test_files)} images "
+        f"from {data_dir.resolve()}")
+    train_images, train_labels = _decode(train_files)
+    test_images, test_labels = _decode(test_files)
+    arrays = {"train_images": train_images, "train_labels": train_labels,
+              "test_images": test_images, "test_labels": test_labels}
+    _write_cache(cache_dirs(data_dir), name, arrays, log)
+    return Dataset(*(torch.from_numpy(a) for a in arrays.values()),
+                   classes, source)
+
+
+def _decode(files):
+    """Decode images to uint8 (N, 3, 32, 32), resizing where needed."""
+    from PIL import Image
+
+    def read(path):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+                    image = image.resize((IMAGE_SIZE, IMAGE_SIZE),
+                                         Image.BILINEAR)
+                return np.asarray(image, dtype=np.uint8)
+        except Exception as error:
+            raise DataError(f"{path}: cannot read image "
+                            f"({type(error).__name__}: {error})") from None
+
+    images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for i, array in enumerate(pool.map(read, [p for p, _ in files])):
+            images[i] = array
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels
+
+
+def _write_cache(folders, name, arrays, log):
+    """Save atomically to the first writable folder; a cache that cannot be
+    written only costs the next start its decoding time."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, folder / name)
+            log(f"data: cached decoded arrays in {folder / name}")
+            return
+        except OSError:
+            continue
+    log("data: no writable cache folder; the next start decodes again")
+
+
+def subset_indices(labels, counts, seed):
+    """Indices of a training subset with ``counts[c]`` images of class c.
+
+    Each class's images are shuffled by a generator seeded with (seed, class)
+    and the first ``counts[c]`` kept, so with one data seed a class's images
+    in a smaller distribution are a subset of those in a larger one, and the
+    draw for one class does not depend on the counts of the others.
+    """
+    labels = np.asarray(labels)
+    chosen = []
+    for c, count in enumerate(counts):
+        members = np.flatnonzero(labels == c)
+        order = np.random.default_rng([seed, c]).permutation(len(members))
+        chosen.append(members[order[:count]])
+    return torch.from_numpy(np.sort(np.concatenate(chosen)))
+
+
+def synthetic_dataset(num_classes=10, train_per_class=60, test_per_class=20,
+                      seed=0):
+    """A small random dataset whose classes differ in colour, so a model can
+    learn them; used by --dry-run when no real data is at hand."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(per_class):
+        labels = torch.arange(num_classes).repeat_interleave(per_class)
+        base = torch.linspace(0, 255, num_classes)[labels]
+        noise = torch.randint(-40, 41, (len(labels), 3, IMAGE_SIZE,
+                                        IMAGE_SIZE), generator=g)
+        tint = torch.tensor([1.0, 0.5, 0.25]).view(1, 3, 1, 1)
+        images = (base.view(-1, 1, 1, 1) * tint + noise).clamp(0, 255)
+        return images.to(torch.uint8), labels
+
+    classes = tuple(f"class{c}" for c in range(num_classes))
+    return Dataset(*make(train_per_class), *make(test_per_class), classes,
+                   "synthetic (dry run)")
+
+
+class Batches:
+    """Shuffled mini-batches of a subset, assembled on the training device.
+
+    Images stay uint8 on the device; each batch is gathered by index,
+    converted to float, normalised and (optionally) augmented with a random
+    crop from a 4-pixel zero padding and a horizontal flip, all as tensor
+    operations. The order and augmentation of epoch e come from a generator
+    seeded with (seed, e), so a run resumed at epoch e sees the same batches.
+    """
+
+    def __init__(self, images, labels, indices, batch_size, normalise,
+                 augment, seed, device, memory_format=torch.contiguous_format):
+        self.images = images
+        self.labels = labels
+        self.indices = indices.to(images.device)
+        self.batch_size = batch_size
+        self.normalise = normalise
+        self.augment = augment
+        self.seed = seed
+        self.device = device
+        self.memory_format = memory_format
+
+    def __len__(self):
+        return -(-len(self.indices) // self.batch_size)
+
+    def epoch(self, epoch):
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        n = len(self.indices)
+        order = self.indices[torch.randperm(n, generator=g)
+                             .to(self.indices.device)]
+        if self.augment:
+            shifts = torch.randint(0, 9, (n, 2), generator=g).to(self.device)
+            flips = (torch.rand(n, generator=g) < 0.5).to(self.device)
+        for start in range(0, n, self.batch_size):
+            rows = order[start:start + self.batch_size]
+            x = self.normalise(self.images[rows].to(self.device,
+                                                    non_blocking=True))
+            if self.augment:
+                part = slice(start, start + len(rows))
+                x = crop_and_flip(x, shifts[part], flips[part])
+            yield (x.contiguous(memory_format=self.memory_format),
+                   self.labels[rows].to(self.device, non_blocking=True))
+
+
+def crop_and_flip(x, shifts, flips, pad=4):
+    """Random crop of a zero-padded batch and a horizontal flip, per image.
+
+    ``shifts`` holds (dy, dx) in [0, 2 * pad] for each image, ``flips`` a
+    boolean per image.
+    """
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = shifts[:, 0:1] + torch.arange(h, device=x.device)   # (n, h)
+    cols = shifts[:, 1:2] + torch.arange(w, device=x.device)   # (n, w)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # Gather rows then columns; channels ride along.
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None],
+                                     cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+class Normalise:
+    """Input preparation of a recipe, fitted on the training subset.
+
+    ``mean-image``: pixels on the 0-255 scale minus the mean training image
+    (Caffe's convention). ``per-channel``: each channel standardised to zero
+    mean and unit variance over the training subset.
+    """
+
+    def __init__(self, kind, images, indices, device, chunk=8192):
+        total = torch.zeros(images.shape[1:], dtype=torch.float64)
+        square = torch.zeros(images.shape[1], dtype=torch.float64)
+        for start in range(0, len(indices), chunk):
+            block = images[indices[start:start + chunk]].double()
+            total += block.sum(0)
+            square += block.pow(2).sum((0, 2, 3))
+        mean_image = total / len(indices)
+        if kind == "mean-image":
+            shift, scale = mean_image, torch.ones(1)
+        elif kind == "per-channel":
+            pixels = len(indices) * images.shape[2] * images.shape[3]
+            mean = mean_image.mean((1, 2))
+            std = (square / pixels - mean ** 2).sqrt()
+            shift, scale = mean.view(-1, 1, 1), std.view(-1, 1, 1)
+        else:
+            raise ValueError(f"unknown input preparation {kind!r}")
+        self.shift = shift.float().to(device)
+        self.scale = scale.float().to(device)
+
+    def __call__(self, images):
+        return (images.float() - self.shift) / self.scale

@@ -1,0 +1,526 @@
+"""Train a CNN on each class distribution of CIFAR-10 and record per-class
+accuracy on the full, balanced test set.
+
+    python main.py                                  # paper suite, baseline
+    python main.py --model dla --suite paper small extreme --seeds 0 1 2
+    python main.py --dry-run                        # tiny smoke run
+
+Every run writes its own result file under ``<out-dir>/runs/``; the tables
+``per_class.csv`` and ``runs.csv`` are assembled from those files. A run whose
+result file exists is skipped, so the same command continues after a crash.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+import distributions
+import models
+
+RUN_COLUMNS = [
+    "suite", "distribution", "model", "init", "remedy", "seed", "data_seed",
+    "epochs", "lr", "batch_size", "train_images", "test_images", "imbalance_ratio",
+    "accuracy", "train_loss", "train_accuracy", "status", "wall_seconds",
+    "device", "torch_version", "data_source", "finished_at", "run_file",
+]
+CLASS_COLUMNS = [
+    "suite", "distribution", "model", "init", "remedy", "seed", "data_seed",
+    "epochs", "class_index", "class", "train_count", "test_count", "correct",
+    "accuracy",
+]
+
+
+class UsageError(ValueError):
+    """A flag value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a distribution, a model and its settings, a seed."""
+    suite: str
+    distribution: str
+    counts: tuple
+    model: str
+    init: str
+    remedy: str
+    seed: int
+    data_seed: int
+    epochs: int
+    lr: float
+    batch_size: int
+
+    @property
+    def label(self):
+        init = "" if self.init == "default" else f" init={self.init}"
+        return (f"{self.suite}/{self.distribution} {self.model}{init} "
+                f"seed {self.seed}")
+
+    @property
+    def name(self):
+        """File name stem: every setting that changes the result, except the
+        counts, which are checked against the table when resuming."""
+        return (f"{self.model}-{self.init}-{self.remedy}-e{self.epochs}"
+                f"-lr{self.lr:g}"
+                f"-bs{self.batch_size}-seed{self.seed}-data{self.data_seed}")
+
+    def result_path(self, out_dir):
+        return Path(out_dir) / "runs" / self.suite / self.distribution / (
+            self.name + ".json")
+
+    def checkpoint_path(self, out_dir):
+        return Path(out_dir) / "checkpoints" / self.suite / (
+            f"{self.distribution}-{self.name}.pt")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """States each default, except where the help text already does."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter)
+    parser.add_argument("--model", choices=list(models.RECIPES),
+                        default="baseline", help="network to train")
+    parser.add_argument("--init", choices=models.INITS, default="default",
+                        help="weight initialisation: PyTorch's default, or "
+                             "Caffe's CIFAR-10 example (baseline only)")
+    parser.add_argument("--suite", nargs="+", default=["paper"],
+                        help="suites of distributions.py to run: "
+                             f"{', '.join(distributions.SUITES)} or all")
+    parser.add_argument("--dist", nargs="+", default=None,
+                        help="run only the distributions with these names "
+                             "(default: every distribution of the suites)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per run (default: the model's recipe: "
+                             + ", ".join(f"{m} {r['epochs']}"
+                                         for m, r in models.RECIPES.items())
+                             + ")")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate (default: the recipe's: "
+                             + ", ".join(f"{m} {r['lr']:g}"
+                                         for m, r in models.RECIPES.items())
+                             + ")")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="training batch size (default: the recipe's: "
+                             + ", ".join(f"{m} {r['batch_size']}"
+                                         for m, r in models.RECIPES.items())
+                             + ")")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds; each is a run of its own")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="seed that draws each distribution's images")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"],
+                        default="auto",
+                        help="training device; auto picks cuda, then mps, "
+                             "then cpu")
+    parser.add_argument("--data-dir", default="./data",
+                        help="CIFAR-10 (downloaded here when missing) or an "
+                             "ImageFolder tree with train/ and test/")
+    parser.add_argument("--out-dir", default="./results",
+                        help="folder for result files and tables")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the model with torch.compile")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun runs that already have results")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="tiny smoke run of the whole loop: a few images "
+                             "per distribution, one epoch, results in a "
+                             "temporary folder; synthetic data when none is "
+                             "found")
+    args = parser.parse_args(argv)
+    _check_flags(args)
+    return args
+
+
+def _check_flags(args):
+    for flag in ("epochs", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least "
+                             f"1, got {value}")
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    for seed in args.seeds + [args.data_seed]:
+        if seed < 0:
+            raise UsageError(f"seeds must not be negative, got {seed}")
+    if args.init != "default" and args.model != "baseline":
+        raise UsageError("--init caffe applies to --model baseline only")
+
+
+def pick_device(name):
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def plan_runs(args, selected):
+    """Every run of the command, in a fixed order: distributions in table
+    order, then seeds."""
+    recipe = models.RECIPES[args.model]
+    epochs = args.epochs or recipe["epochs"]
+    lr = args.lr or recipe["lr"]
+    batch_size = args.batch_size or recipe["batch_size"]
+    return [Run(suite, dist, counts, args.model, args.init, "none", seed,
+                args.data_seed, epochs, lr, batch_size)
+            for suite, dist, counts in selected for seed in args.seeds]
+
+
+def dry_run_counts(counts, total=120):
+    """A row shrunk to about ``total`` images, keeping every non-empty
+    class."""
+    small = distributions.scaled(counts, total)
+    return tuple(max(s, 1) if c else 0 for s, c in zip(small, counts))
+
+
+# Training.
+
+def autocast(device):
+    """bf16 autocast on CUDA; full precision elsewhere, so CPU runs are exact
+    and repeatable."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
+
+
+def train_run(run, dataset, device, out_dir, compile_model=False,
+              log=print, progress=False):
+    """Train one run and return its result record."""
+    recipe = dict(models.RECIPES[run.model], epochs=run.epochs, lr=run.lr,
+                  batch_size=run.batch_size)
+    started = time.perf_counter()
+    num_classes = len(dataset.classes)
+
+    # the subset: an index into the training images, drawn with the data seed
+    indices = data.subset_indices(dataset.train_labels, run.counts,
+                                  run.data_seed)
+    normalise = data.Normalise(recipe["input"], dataset.train_images,
+                               indices, device)
+    batches = data.Batches(
+        dataset.train_images.to(device), dataset.train_labels.to(device),
+        indices, run.batch_size, normalise, recipe["augment"], run.seed,
+        device, torch.channels_last)
+
+    # model and optimiser, initialised from the training seed
+    torch.manual_seed(run.seed)
+    model = models.build_model(run.model, num_classes, run.init)
+    model = model.to(device, memory_format=torch.channels_last)
+    bias_lr_mult = 2.0 if run.init == "caffe" else 1.0
+    optimizer = torch.optim.SGD(
+        models.parameter_groups(model, bias_lr_mult), lr=run.lr,
+        momentum=recipe["momentum"], weight_decay=recipe["weight_decay"])
+    step_fn = torch.compile(model) if compile_model else model
+
+    # resume from the last finished epoch, if a checkpoint exists
+    checkpoint_path = run.checkpoint_path(out_dir)
+    history, first_epoch = [], 0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device,
+                           weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, first_epoch = state["history"], state["epoch"]
+        log(f"[{run.label}] resuming after epoch {first_epoch}")
+
+    total_steps = run.epochs * len(batches)
+    status = "ok"
+    for epoch in range(first_epoch, run.epochs):
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        step = epoch * len(batches)
+        bar = _progress(len(batches), f"epoch {epoch + 1}", progress)
+        for x, y in batches.epoch(epoch):
+            lr = models.learning_rate(recipe, step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_mult"]
+            with autocast(device):
+                logits = step_fn(x)
+                loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            step += 1
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+
+        train_loss = loss_sum.item() / len(indices)
+        train_accuracy = correct.item() / len(indices)
+        seconds = time.perf_counter() - epoch_start
+        history.append({"epoch": epoch + 1, "train_loss": train_loss,
+                        "train_accuracy": train_accuracy, "lr": lr,
+                        "seconds": round(seconds, 3)})
+        log(f"[{run.label}] epoch {epoch + 1}/{run.epochs}  "
+            f"loss {train_loss:.4f}  train acc {100 * train_accuracy:.2f}%  "
+            f"lr {lr:.3g}  {seconds:.1f} s")
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            log(f"[{run.label}] loss is {train_loss}: stopping this run as "
+                f"diverged")
+            break
+        if epoch + 1 < run.epochs:
+            _atomic_save({"model": model.state_dict(),
+                          "optimizer": optimizer.state_dict(),
+                          "history": history, "epoch": epoch + 1},
+                         checkpoint_path)
+
+    logits = evaluate(model, dataset.test_images, normalise, device)
+    return _record(run, dataset, recipe, history, logits, status,
+                   time.perf_counter() - started, device)
+
+
+@torch.no_grad()
+def evaluate(model, images, normalise, device, batch_size=1000):
+    """Logits for every test image, in the test set's order."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        x = normalise(images[start:start + batch_size].to(device))
+        with autocast(device):
+            outputs.append(model(x.contiguous(
+                memory_format=torch.channels_last)).float())
+    return torch.cat(outputs).cpu()
+
+
+def _record(run, dataset, recipe, history, logits, status, seconds, device):
+    """The result of a run: one run row, one row per class, the recipe, the
+    epoch history."""
+    labels = dataset.test_labels
+    num_classes = len(dataset.classes)
+    test_counts = torch.bincount(labels, minlength=num_classes)
+    if status == "ok":
+        hits = logits.argmax(1) == labels
+        correct = torch.bincount(labels[hits], minlength=num_classes)
+        accuracy = int(hits.sum()) / len(labels)
+    else:
+        correct, accuracy = None, float("nan")
+    last = history[-1] if history else {}
+    keys = {"suite": run.suite, "distribution": run.distribution,
+            "model": run.model, "init": run.init, "remedy": run.remedy,
+            "seed": run.seed,
+            "data_seed": run.data_seed, "epochs": run.epochs}
+    run_row = dict(
+        keys, lr=run.lr, batch_size=run.batch_size,
+        train_images=sum(run.counts), test_images=len(labels),
+        imbalance_ratio=round(distributions.imbalance_ratio(run.counts), 4),
+        accuracy=accuracy, train_loss=last.get("train_loss"),
+        train_accuracy=last.get("train_accuracy"), status=status,
+        wall_seconds=round(seconds, 2), device=_device_name(device),
+        torch_version=torch.__version__, data_source=dataset.source,
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    class_rows = []
+    for c, name in enumerate(dataset.classes):
+        n_test = int(test_counts[c])
+        hit = None if correct is None else int(correct[c])
+        class_rows.append(dict(
+            keys, class_index=c, **{"class": name},
+            train_count=run.counts[c], test_count=n_test, correct=hit,
+            accuracy=(hit / n_test if hit is not None and n_test
+                      else float("nan"))))
+    return {"run": run_row, "per_class": class_rows, "recipe": recipe,
+            "history": history,
+            "logits": logits.half().numpy() if status == "ok" else None}
+
+
+def _device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return (f"cpu ({platform.processor() or platform.machine()}, "
+                f"{torch.get_num_threads()} threads)")
+    return device.type
+
+
+def _progress(total, description, enabled):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=description, leave=False, unit="batch")
+
+
+# Result files.
+
+def _atomic_write(path, write):
+    """Write through a temporary file in the same folder, then rename, so a
+    killed process leaves either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_save(obj, path):
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def save_result(result, path):
+    """The logits first, then the JSON record: a run counts as finished only
+    once its JSON exists."""
+    logits = result.pop("logits")
+    if logits is not None:
+        _atomic_write(path.with_suffix(".logits.npz"),
+                      lambda f: np.savez_compressed(f, logits=logits))
+    result["run"]["run_file"] = str(path)
+    text = json.dumps(result, indent=1, allow_nan=True)
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def load_result(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def assemble_tables(out_dir):
+    """Rebuild ``runs.csv`` and ``per_class.csv`` from every result file."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    run_rows, class_rows = [], []
+    for path in sorted((out_dir / "runs").glob("*/*/*.json")):
+        result = load_result(path)
+        run_rows.append(result["run"])
+        class_rows += result["per_class"]
+    runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
+    per_class = pd.DataFrame(class_rows, columns=CLASS_COLUMNS)
+    for frame, name in ((runs, "runs.csv"), (per_class, "per_class.csv")):
+        text = frame.to_csv(index=False)
+        _atomic_write(out_dir / name, lambda f: f.write(text.encode()))
+    return runs, per_class
+
+
+def finished(run, out_dir, log):
+    """Whether the run already has a result for the current table row."""
+    path = run.result_path(out_dir)
+    if not path.exists():
+        return False
+    stored = [row["train_count"] for row in load_result(path)["per_class"]]
+    if tuple(stored) != tuple(run.counts):
+        log(f"[{run.label}] the table row changed since this result was "
+            f"made ({stored} -> {list(run.counts)}): rerunning")
+        return False
+    return True
+
+
+# The command.
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+        return run_all(args)
+    except (UsageError, distributions.DistributionError,
+            data.DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are saved; run the same command "
+              "to continue", file=sys.stderr)
+        return 130
+
+
+def run_all(args, log=None):
+    log = log or (lambda line: print(line, flush=True))
+    device = pick_device(args.device)
+    selected = distributions.select(args.suite, args.dist)
+    out_dir = Path(args.out_dir)
+
+    if args.dry_run:
+        try:
+            dataset = data.load_dataset(args.data_dir, log=log)
+        except data.DataError as error:
+            log(f"dry run: no data ({str(error).split('.')[0]}); "
+                f"using a small synthetic dataset")
+            dataset = data.synthetic_dataset()
+        dataset = _shrink_test_set(dataset, per_class=20)
+        selected = [(s, d, dry_run_counts(c)) for s, d, c in selected]
+        args.epochs = 1
+        out_dir = Path(tempfile.mkdtemp(prefix="imbalance-dry-run-"))
+    else:
+        dataset = data.load_dataset(args.data_dir, log=log)
+
+    # every row is checked against the dataset before anything trains
+    available = dataset.class_counts("train")
+    for suite, dist, counts in selected:
+        distributions.validate(suite, dist, counts, available,
+                               dataset.classes)
+    runs = plan_runs(args, selected)
+
+    recipe = dict(models.RECIPES[args.model], epochs=runs[0].epochs,
+                  lr=runs[0].lr, batch_size=runs[0].batch_size)
+    log(f"model {args.model} (init {args.init}), recipe "
+        f"{json.dumps(recipe)}")
+    log(f"device {_device_name(device)}, torch {torch.__version__}, "
+        f"{len(runs)} runs, results in {out_dir}")
+
+    progress = sys.stdout.isatty()
+    done = skipped = 0
+    for i, run in enumerate(runs, 1):
+        path = run.result_path(out_dir)
+        if not args.force and finished(run, out_dir, log):
+            skipped += 1
+            continue
+        log(f"[{run.label}] run {i}/{len(runs)}: {sum(run.counts)} images, "
+            f"imbalance {distributions.imbalance_ratio(run.counts):.1f}x")
+        result = train_run(run, dataset, device, out_dir, args.compile,
+                           log, progress)
+        save_result(result, path)
+        run.checkpoint_path(out_dir).unlink(missing_ok=True)
+        row = result["run"]
+        log(f"[{run.label}] {row['status']}: test accuracy "
+            f"{100 * row['accuracy']:.2f}% in {row['wall_seconds']:.0f} s")
+        assemble_tables(out_dir)
+        done += 1
+
+    assemble_tables(out_dir)
+    log(f"finished: {done} trained, {skipped} already had results; tables "
+        f"in {out_dir / 'runs.csv'} and {out_dir / 'per_class.csv'}")
+    return 0
+
+
+def _shrink_test_set(dataset, per_class):
+    keep = torch.cat([torch.nonzero(dataset.test_labels == c)[:per_class, 0]
+                      for c in range(len(dataset.classes))])
+    dataset.test_images = dataset.test_images[keep]
+    dataset.test_labels = dataset.test_labels[keep]
+    return dataset
+
+
+if __name__ == "__main__":
+    sys.exit(main())
