@@ -219,6 +219,34 @@ def subset_indices(labels, counts, seed):
     return torch.from_numpy(np.sort(np.concatenate(chosen)))
 
 
+def oversample(indices, labels, seed):
+    """Repeat each class's images until it has as many as the largest class:
+    whole copies first, then a random draw (without replacement, seeded with
+    the data seed) for the remainder. Absent classes stay absent."""
+    return _resample(indices, labels, seed, max)
+
+
+def undersample(indices, labels, seed):
+    """Cut every class down to the smallest non-empty class, by a random draw
+    seeded with the data seed."""
+    return _resample(indices, labels, seed, min)
+
+
+def _resample(indices, labels, seed, pick):
+    indices = np.asarray(indices)
+    subset_labels = np.asarray(labels)[indices]
+    present = np.unique(subset_labels)
+    target = pick(int((subset_labels == c).sum()) for c in present)
+    rng = np.random.default_rng([seed, 7919])
+    parts = []
+    for c in present:
+        members = indices[subset_labels == c]
+        copies, rest = divmod(target, len(members))
+        parts.append(np.tile(members, copies))
+        parts.append(members[rng.choice(len(members), rest, replace=False)])
+    return torch.from_numpy(np.sort(np.concatenate(parts)))
+
+
 def synthetic_dataset(num_classes=10, train_per_class=60, test_per_class=20,
                       seed=0):
     """A small random dataset whose classes differ in colour, so a model can

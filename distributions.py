@@ -175,7 +175,7 @@ def select(suite_names, dist_names=None, suites=None):
             raise DistributionError(
                 f"unknown distribution {', '.join(map(repr, unknown))} in "
                 f"suite {', '.join(suite_names)}; known: "
-                f"{', '.join(sorted(known, key=_natural))}")
+                f"{', '.join(sorted(known, key=natural_key))}")
         picked = [p for p in picked if p[1] in dist_names]
     return picked
 
@@ -222,7 +222,7 @@ def imbalance_ratio(counts):
     return max(nonzero) / min(nonzero)
 
 
-def _natural(name):
+def natural_key(name):
     """Sort key that puts Dist.2 before Dist.10."""
     head, _, tail = name.rpartition(".")
     return (head, int(tail)) if tail.isdigit() else (name, 0)

@@ -28,19 +28,29 @@ import torch.nn.functional as F
 
 import data
 import distributions
+import metrics
 import models
 
-RUN_COLUMNS = [
-    "suite", "distribution", "model", "init", "remedy", "seed", "data_seed",
-    "epochs", "lr", "batch_size", "train_images", "test_images", "imbalance_ratio",
-    "accuracy", "train_loss", "train_accuracy", "status", "wall_seconds",
-    "device", "torch_version", "data_source", "finished_at", "run_file",
+KEY_COLUMNS = ["suite", "distribution", "model", "init", "remedy", "seed",
+               "data_seed", "epochs"]
+RUN_COLUMNS = KEY_COLUMNS + [
+    "lr", "batch_size", "train_images", "steps", "test_images",
+    "imbalance_ratio", *metrics.RUN_METRICS, "train_loss", "train_accuracy",
+    "status", "wall_seconds", "device", "torch_version", "data_source",
+    "finished_at", "run_file",
 ]
-CLASS_COLUMNS = [
-    "suite", "distribution", "model", "init", "remedy", "seed", "data_seed",
-    "epochs", "class_index", "class", "train_count", "test_count", "correct",
-    "accuracy",
+CLASS_COLUMNS = KEY_COLUMNS + [
+    "class_index", "class", "train_count", "test_count", "correct",
+    "accuracy", *metrics.CLASS_METRICS,
 ]
+# Remedies that train a network; "threshold" is computed from the logits of
+# every run without a remedy.
+TRAINED_REMEDIES = ("none", "oversample", "undersample", "weighted-loss",
+                    "two-phase")
+REMEDIES = TRAINED_REMEDIES + ("threshold",)
+# two-phase: fine-tune the final layer for this share of the recipe's epochs
+# (at least one), at a tenth of the recipe's learning rate
+FINE_TUNE_FRACTION = 0.2
 
 
 class UsageError(ValueError):
@@ -65,8 +75,9 @@ class Run:
     @property
     def label(self):
         init = "" if self.init == "default" else f" init={self.init}"
-        return (f"{self.suite}/{self.distribution} {self.model}{init} "
-                f"seed {self.seed}")
+        remedy = "" if self.remedy == "none" else f" {self.remedy}"
+        return (f"{self.suite}/{self.distribution} {self.model}{init}{remedy}"
+                f" seed {self.seed}")
 
     @property
     def name(self):
@@ -124,6 +135,11 @@ def parse_args(argv=None):
                              + ", ".join(f"{m} {r['batch_size']}"
                                          for m, r in models.RECIPES.items())
                              + ")")
+    parser.add_argument("--remedy", nargs="+", choices=REMEDIES,
+                        default=["none"],
+                        help="remedies for imbalance, each a run of its own; "
+                             "threshold is derived from the runs without a "
+                             "remedy")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="training seeds; each is a run of its own")
     parser.add_argument("--data-seed", type=int, default=0,
@@ -182,14 +198,19 @@ def pick_device(name):
 
 def plan_runs(args, selected):
     """Every run of the command, in a fixed order: distributions in table
-    order, then seeds."""
+    order, then remedies, then seeds. The threshold remedy needs the run
+    without a remedy, so asking for it plans that run."""
     recipe = models.RECIPES[args.model]
     epochs = args.epochs or recipe["epochs"]
     lr = args.lr or recipe["lr"]
     batch_size = args.batch_size or recipe["batch_size"]
-    return [Run(suite, dist, counts, args.model, args.init, "none", seed,
+    remedies = [r for r in TRAINED_REMEDIES
+                if r in args.remedy or (r == "none"
+                                        and "threshold" in args.remedy)]
+    return [Run(suite, dist, counts, args.model, args.init, remedy, seed,
                 args.data_seed, epochs, lr, batch_size)
-            for suite, dist, counts in selected for seed in args.seeds]
+            for suite, dist, counts in selected
+            for remedy in remedies for seed in args.seeds]
 
 
 def dry_run_counts(counts, total=120):
@@ -209,6 +230,55 @@ def autocast(device):
     return torch.autocast(device.type, enabled=False)
 
 
+def fine_tune_epochs(run):
+    return max(1, round(FINE_TUNE_FRACTION * run.epochs))
+
+
+def training_phases(run, indices, labels):
+    """(indices, epochs) for each phase of a run's training. Oversampling
+    makes every epoch as long as the largest class times the number of
+    classes; undersampling makes it as short as the smallest class times it;
+    two-phase trains on the oversampled set, then fine-tunes the final layer
+    on the original one."""
+    if run.remedy in ("oversample", "two-phase"):
+        first = data.oversample(indices, labels, run.data_seed)
+    elif run.remedy == "undersample":
+        first = data.undersample(indices, labels, run.data_seed)
+    else:
+        first = indices
+    phases = [(first, run.epochs)]
+    if run.remedy == "two-phase":
+        phases.append((indices, fine_tune_epochs(run)))
+    return phases
+
+
+def class_weights(counts, device):
+    """Inverse class frequency, normalised so the weights of the classes
+    present average 1; absent classes get weight 0."""
+    counts = torch.tensor(counts, dtype=torch.float64)
+    inverse = torch.where(counts > 0, 1 / counts.clamp(min=1),
+                          torch.zeros(()))
+    weights = inverse * (counts > 0).sum() / inverse.sum()
+    return weights.float().to(device)
+
+
+def make_optimizer(model, run, recipe, phase):
+    """SGD over the whole network; in the fine-tuning phase of two-phase,
+    over the final layer alone, the rest frozen."""
+    if phase == 0:
+        bias_lr_mult = 2.0 if run.init == "caffe" else 1.0
+        groups = models.parameter_groups(model, bias_lr_mult)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        head = list(model.classifier().parameters())
+        for p in head:
+            p.requires_grad_(True)
+        groups = [{"params": head, "lr_mult": 1.0}]
+    return torch.optim.SGD(groups, lr=run.lr, momentum=recipe["momentum"],
+                           weight_decay=recipe["weight_decay"])
+
+
 def train_run(run, dataset, device, out_dir, compile_model=False,
               log=print, progress=False):
     """Train one run and return its result record."""
@@ -217,53 +287,67 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
     started = time.perf_counter()
     num_classes = len(dataset.classes)
 
-    # the subset: an index into the training images, drawn with the data seed
+    # the subset: an index into the training images, drawn with the data
+    # seed; inputs are normalised with statistics of its distinct images
     indices = data.subset_indices(dataset.train_labels, run.counts,
                                   run.data_seed)
     normalise = data.Normalise(recipe["input"], dataset.train_images,
                                indices, device)
-    batches = data.Batches(
-        dataset.train_images.to(device), dataset.train_labels.to(device),
-        indices, run.batch_size, normalise, recipe["augment"], run.seed,
-        device, torch.channels_last)
+    images = dataset.train_images.to(device)
+    labels = dataset.train_labels.to(device)
+    plan = training_phases(run, indices, dataset.train_labels)
+    phases = [data.Batches(images, labels, phase_indices, run.batch_size,
+                           normalise, recipe["augment"], run.seed, device,
+                           torch.channels_last)
+              for phase_indices, _ in plan]
+    phase_epochs = [epochs for _, epochs in plan]
+    weights = (class_weights(run.counts, device)
+               if run.remedy == "weighted-loss" else None)
 
     # model and optimiser, initialised from the training seed
     torch.manual_seed(run.seed)
     model = models.build_model(run.model, num_classes, run.init)
     model = model.to(device, memory_format=torch.channels_last)
-    bias_lr_mult = 2.0 if run.init == "caffe" else 1.0
-    optimizer = torch.optim.SGD(
-        models.parameter_groups(model, bias_lr_mult), lr=run.lr,
-        momentum=recipe["momentum"], weight_decay=recipe["weight_decay"])
-    step_fn = torch.compile(model) if compile_model else model
+    forward = torch.compile(model) if compile_model else model
 
     # resume from the last finished epoch, if a checkpoint exists
     checkpoint_path = run.checkpoint_path(out_dir)
     history, first_epoch = [], 0
+    state = None
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device,
                            weights_only=False)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         history, first_epoch = state["history"], state["epoch"]
         log(f"[{run.label}] resuming after epoch {first_epoch}")
 
-    total_steps = run.epochs * len(batches)
-    status = "ok"
-    for epoch in range(first_epoch, run.epochs):
+    total_epochs = sum(phase_epochs)
+    status, optimizer, phase = "ok", None, None
+    for epoch in range(first_epoch, total_epochs):
+        new_phase = 0 if epoch < phase_epochs[0] else 1
+        if new_phase != phase:
+            phase = new_phase
+            optimizer = make_optimizer(model, run, recipe, phase)
+            if state is not None and state.get("phase") == phase:
+                optimizer.load_state_dict(state["optimizer"])
+        batches = phases[phase]
+        phase_epoch = epoch - (0 if phase == 0 else phase_epochs[0])
         epoch_start = time.perf_counter()
-        model.train()
+        # the fine-tuning phase keeps batch-norm statistics frozen
+        model.train(phase == 0)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        step = epoch * len(batches)
+        step = phase_epoch * len(batches)
+        total_steps = phase_epochs[phase] * len(batches)
         bar = _progress(len(batches), f"epoch {epoch + 1}", progress)
         for x, y in batches.epoch(epoch):
-            lr = models.learning_rate(recipe, step, total_steps)
+            lr = (models.learning_rate(recipe, step, total_steps)
+                  if phase == 0 else run.lr / 10)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_mult"]
             with autocast(device):
-                logits = step_fn(x)
-                loss = F.cross_entropy(logits.float(), y)
+                logits = forward(x)
+                loss = F.cross_entropy(logits.float(), y, weight=weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -275,13 +359,16 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
         if bar is not None:
             bar.close()
 
-        train_loss = loss_sum.item() / len(indices)
-        train_accuracy = correct.item() / len(indices)
+        seen = len(batches.indices)
+        train_loss = loss_sum.item() / seen
+        train_accuracy = correct.item() / seen
         seconds = time.perf_counter() - epoch_start
-        history.append({"epoch": epoch + 1, "train_loss": train_loss,
+        history.append({"epoch": epoch + 1, "phase": phase,
+                        "images": seen, "steps": len(batches),
+                        "train_loss": train_loss,
                         "train_accuracy": train_accuracy, "lr": lr,
                         "seconds": round(seconds, 3)})
-        log(f"[{run.label}] epoch {epoch + 1}/{run.epochs}  "
+        log(f"[{run.label}] epoch {epoch + 1}/{total_epochs}  "
             f"loss {train_loss:.4f}  train acc {100 * train_accuracy:.2f}%  "
             f"lr {lr:.3g}  {seconds:.1f} s")
         if not math.isfinite(train_loss):
@@ -289,10 +376,11 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
             log(f"[{run.label}] loss is {train_loss}: stopping this run as "
                 f"diverged")
             break
-        if epoch + 1 < run.epochs:
+        if epoch + 1 < total_epochs:
             _atomic_save({"model": model.state_dict(),
                           "optimizer": optimizer.state_dict(),
-                          "history": history, "epoch": epoch + 1},
+                          "phase": phase, "history": history,
+                          "epoch": epoch + 1},
                          checkpoint_path)
 
     logits = evaluate(model, dataset.test_images, normalise, device)
@@ -315,42 +403,63 @@ def evaluate(model, images, normalise, device, batch_size=1000):
 
 def _record(run, dataset, recipe, history, logits, status, seconds, device):
     """The result of a run: one run row, one row per class, the recipe, the
-    epoch history."""
-    labels = dataset.test_labels
-    num_classes = len(dataset.classes)
-    test_counts = torch.bincount(labels, minlength=num_classes)
-    if status == "ok":
-        hits = logits.argmax(1) == labels
-        correct = torch.bincount(labels[hits], minlength=num_classes)
-        accuracy = int(hits.sum()) / len(labels)
-    else:
-        correct, accuracy = None, float("nan")
+    epoch history, and (for a finished run) metrics from the test logits."""
+    labels = dataset.test_labels.numpy()
+    test_counts = np.bincount(labels, minlength=len(dataset.classes))
     last = history[-1] if history else {}
     keys = {"suite": run.suite, "distribution": run.distribution,
             "model": run.model, "init": run.init, "remedy": run.remedy,
-            "seed": run.seed,
-            "data_seed": run.data_seed, "epochs": run.epochs}
+            "seed": run.seed, "data_seed": run.data_seed,
+            "epochs": run.epochs}
     run_row = dict(
         keys, lr=run.lr, batch_size=run.batch_size,
-        train_images=sum(run.counts), test_images=len(labels),
+        train_images=sum(run.counts),
+        steps=sum(epoch["steps"] for epoch in history),
+        test_images=len(labels),
         imbalance_ratio=round(distributions.imbalance_ratio(run.counts), 4),
-        accuracy=accuracy, train_loss=last.get("train_loss"),
+        accuracy=float("nan"), train_loss=last.get("train_loss"),
         train_accuracy=last.get("train_accuracy"), status=status,
         wall_seconds=round(seconds, 2), device=_device_name(device),
         torch_version=torch.__version__, data_source=dataset.source,
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    class_rows = [dict(keys, class_index=c, train_count=run.counts[c],
+                       test_count=int(test_counts[c]), correct=None,
+                       accuracy=float("nan"), **{"class": name})
+                  for c, name in enumerate(dataset.classes)]
+    result = {"run": run_row, "per_class": class_rows, "recipe": recipe,
+              "history": history}
+    if status == "ok":
+        result["logits"] = logits.half().numpy()
+        result["labels"] = labels.astype(np.int16)
+        add_metrics(result, result["logits"], labels)
+    return result
+
+
+def add_metrics(result, logits, labels):
+    """Fill a result's metric columns and confusion matrix from its test
+    logits; for a run without a remedy, add the threshold remedy too."""
+    probabilities = metrics.softmax(logits)
+    counts = [row["train_count"] for row in result["per_class"]]
+    result.update(_scored(result, probabilities, labels, counts))
+    if result["run"]["remedy"] == "none":
+        adjusted = metrics.threshold_scores(probabilities, counts)
+        result["threshold"] = _scored(result, adjusted, labels, counts,
+                                      remedy="threshold")
+
+
+def _scored(result, scores, labels, counts, remedy=None):
+    run_metrics, per_class, confusion = metrics.evaluate(scores, labels,
+                                                         counts)
+    change = {} if remedy is None else {"remedy": remedy}
+    run_row = dict(result["run"], **run_metrics, **change)
     class_rows = []
-    for c, name in enumerate(dataset.classes):
-        n_test = int(test_counts[c])
-        hit = None if correct is None else int(correct[c])
-        class_rows.append(dict(
-            keys, class_index=c, **{"class": name},
-            train_count=run.counts[c], test_count=n_test, correct=hit,
-            accuracy=(hit / n_test if hit is not None and n_test
-                      else float("nan"))))
-    return {"run": run_row, "per_class": class_rows, "recipe": recipe,
-            "history": history,
-            "logits": logits.half().numpy() if status == "ok" else None}
+    for c, row in enumerate(result["per_class"]):
+        scores_c = {m: float(per_class[m][c]) for m in metrics.CLASS_METRICS}
+        class_rows.append(dict(row, **change, **scores_c,
+                               correct=int(per_class["correct"][c]),
+                               accuracy=scores_c["recall"]))
+    return {"run": run_row, "per_class": class_rows,
+            "confusion": confusion.tolist()}
 
 
 def _device_name(device):
@@ -394,11 +503,16 @@ def _atomic_save(obj, path):
 def save_result(result, path):
     """The logits first, then the JSON record: a run counts as finished only
     once its JSON exists."""
-    logits = result.pop("logits")
+    logits, labels = result.pop("logits", None), result.pop("labels", None)
     if logits is not None:
         _atomic_write(path.with_suffix(".logits.npz"),
-                      lambda f: np.savez_compressed(f, logits=logits))
+                      lambda f: np.savez_compressed(f, logits=logits,
+                                                    labels=labels))
     result["run"]["run_file"] = str(path)
+    _write_json(result, path)
+
+
+def _write_json(result, path):
     text = json.dumps(result, indent=1, allow_nan=True)
     _atomic_write(path, lambda f: f.write(text.encode()))
 
@@ -408,19 +522,39 @@ def load_result(path):
         return json.load(f)
 
 
+def _upgrade(result, path):
+    """Give a result file written before metrics were recorded its metric
+    columns, when its logits and test labels are at hand."""
+    logits_path = Path(path).with_suffix(".logits.npz")
+    if "confusion" in result or not logits_path.exists():
+        return result
+    with np.load(logits_path) as saved:
+        if "labels" not in saved:
+            return result
+        add_metrics(result, saved["logits"], saved["labels"])
+    _write_json(result, path)
+    return result
+
+
 def assemble_tables(out_dir):
-    """Rebuild ``runs.csv`` and ``per_class.csv`` from every result file."""
+    """Rebuild ``runs.csv``, ``per_class.csv`` and ``summary.csv`` from every
+    result file. Runs without a remedy also give the threshold remedy's
+    rows."""
     import pandas as pd
 
     out_dir = Path(out_dir)
     run_rows, class_rows = [], []
     for path in sorted((out_dir / "runs").glob("*/*/*.json")):
-        result = load_result(path)
-        run_rows.append(result["run"])
-        class_rows += result["per_class"]
+        result = _upgrade(load_result(path), path)
+        for part in (result, result.get("threshold")):
+            if part is not None:
+                run_rows.append(part["run"])
+                class_rows += part["per_class"]
     runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
     per_class = pd.DataFrame(class_rows, columns=CLASS_COLUMNS)
-    for frame, name in ((runs, "runs.csv"), (per_class, "per_class.csv")):
+    summary = metrics.summarise(runs) if len(runs) else pd.DataFrame()
+    for frame, name in ((runs, "runs.csv"), (per_class, "per_class.csv"),
+                        (summary, "summary.csv")):
         text = frame.to_csv(index=False)
         _atomic_write(out_dir / name, lambda f: f.write(text.encode()))
     return runs, per_class

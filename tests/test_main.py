@@ -18,9 +18,12 @@ def tiny_args(image_folder, out_dir, *extra):
             *extra)
 
 
-def read_tables(out_dir):
-    return pd.read_csv(out_dir / "runs.csv"), pd.read_csv(
-        out_dir / "per_class.csv")
+def read_tables(out_dir, remedy="none"):
+    """The run and per-class tables, keeping one remedy's rows."""
+    runs = pd.read_csv(out_dir / "runs.csv")
+    per_class = pd.read_csv(out_dir / "per_class.csv")
+    return (runs[runs["remedy"] == remedy].reset_index(drop=True),
+            per_class[per_class["remedy"] == remedy].reset_index(drop=True))
 
 
 def test_results_hold_one_row_per_run_and_class(image_folder, tiny_suites,

@@ -1,0 +1,152 @@
+"""Metrics of one run, computed from its saved test-set logits, and
+statistics across seeds.
+
+Per-class and per-run metrics use scikit-learn's implementations. The
+``threshold`` remedy is computed here too: it needs no training, only a
+finished run's logits and its training counts.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import (confusion_matrix, f1_score,
+                             precision_recall_fscore_support, roc_auc_score)
+
+RUN_METRICS = ("accuracy", "macro_f1", "roc_auc", "minority_recall",
+               "rarest_recall")
+CLASS_METRICS = ("precision", "recall", "f1")
+
+
+def softmax(logits):
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
+
+
+def threshold_scores(probabilities, train_counts):
+    """Divide each class's softmax output by that class's share of the
+    training set, then renormalise (Buda et al. 2018; post-hoc logit
+    adjustment with tau = 1, Menon et al. 2021). A class absent from the
+    training set gets the share of one image, so nothing divides by zero."""
+    counts = np.maximum(np.asarray(train_counts, dtype=np.float64), 1.0)
+    adjusted = probabilities / (counts / counts.sum())
+    return adjusted / adjusted.sum(1, keepdims=True)
+
+
+def minority_classes(train_counts):
+    """Classes with fewer training images than the row's average; none for a
+    balanced row."""
+    counts = np.asarray(train_counts, dtype=np.float64)
+    return np.flatnonzero(counts < counts.mean())
+
+
+def evaluate(probabilities, labels, train_counts):
+    """Metrics of one set of predictions.
+
+    Returns ``(run, per_class, confusion)``: a dict of run metrics, a dict of
+    per-class arrays (precision, recall, f1, correct, test_count) and the
+    confusion matrix (rows: true class, columns: predicted class).
+    """
+    labels = np.asarray(labels)
+    num_classes = probabilities.shape[1]
+    classes = np.arange(num_classes)
+    predicted = probabilities.argmax(1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0)
+    confusion = confusion_matrix(labels, predicted, labels=classes)
+    try:
+        auc = roc_auc_score(labels, probabilities, multi_class="ovr",
+                            average="macro", labels=classes)
+    except ValueError:
+        # a test set without every class has no one-vs-rest AUC for it
+        auc = math.nan
+    minority = minority_classes(train_counts)
+    rarest = np.flatnonzero(np.asarray(train_counts) == min(train_counts))
+    run = {
+        "accuracy": float((predicted == labels).mean()),
+        "macro_f1": float(f1_score(labels, predicted, labels=classes,
+                                   average="macro", zero_division=0)),
+        "roc_auc": float(auc),
+        "minority_recall": (float(recall[minority].mean()) if len(minority)
+                            else math.nan),
+        "rarest_recall": float(recall[rarest].mean()),
+    }
+    per_class = {"precision": precision, "recall": recall, "f1": f1,
+                 "correct": np.diag(confusion), "test_count": support}
+    return run, per_class, confusion
+
+
+# Statistics across seeds.
+
+def interval(values, confidence=0.95):
+    """Mean, standard deviation and a t-interval for the mean; the interval
+    is NaN with fewer than two values."""
+    values = np.asarray([v for v in values if not math.isnan(v)])
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    mean = values.mean()
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = values.std(ddof=1)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+GROUP = ["suite", "distribution", "model", "init", "remedy", "epochs"]
+
+
+def summarise(runs):
+    """One row per (suite, distribution, model, init, remedy, epochs): the
+    number of seeds, and for each run metric its mean, standard deviation and
+    95% interval. Two paired comparisons are added, each a per-seed
+    difference with its interval: ``vs_balanced`` against the suite's
+    balanced distribution (same model, init, remedy and seed), and
+    ``vs_none`` against the same distribution without a remedy."""
+    ok = runs[runs["status"] == "ok"]
+    rows = []
+    for key, group in ok.groupby(GROUP, sort=False):
+        row = dict(zip(GROUP, key), seeds=group["seed"].nunique())
+        for metric in RUN_METRICS:
+            if metric not in group:
+                continue
+            mean, std, low, high = interval(group[metric])
+            row.update({f"{metric}_mean": mean, f"{metric}_std": std,
+                        f"{metric}_ci_low": low, f"{metric}_ci_high": high})
+        balanced = _balanced_distribution(runs, key[0])
+        if balanced is not None:
+            _paired(row, "vs_balanced", group,
+                    _same(ok, key, distribution=balanced))
+        if key[4] != "none":
+            _paired(row, "vs_none", group, _same(ok, key, remedy="none"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _same(ok, key, **change):
+    wanted = dict(zip(GROUP, key), **change)
+    mask = np.ones(len(ok), dtype=bool)
+    for column, value in wanted.items():
+        mask &= (ok[column] == value).to_numpy()
+    return ok[mask]
+
+
+def _paired(row, name, group, reference):
+    """Per-seed accuracy difference from the reference runs."""
+    if reference.empty:
+        return
+    joined = group.merge(reference, on="seed", suffixes=("", "_ref"))
+    differences = joined["accuracy"] - joined["accuracy_ref"]
+    mean, std, low, high = interval(differences)
+    row.update({f"{name}_diff": mean, f"{name}_ci_low": low,
+                f"{name}_ci_high": high, f"{name}_pairs": len(differences)})
+
+
+def _balanced_distribution(runs, suite):
+    """The suite's balanced distribution, found from the recorded imbalance
+    ratio, or None."""
+    rows = runs[(runs["suite"] == suite) & (runs["imbalance_ratio"] == 1.0)]
+    names = rows["distribution"].unique()
+    return names[0] if len(names) else None

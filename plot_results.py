@@ -1,0 +1,616 @@
+"""Figures of the class distributions and of the results, for the README.
+
+    python plot_results.py                                # results/ -> assets/
+    python plot_results.py --results /tmp/r1 --out /tmp/figures
+
+Reads the tables of distributions.py and the result tables ``runs.csv`` and
+``per_class.csv`` that main.py writes, and writes PNG files whose names are
+the same on every run:
+
+    table_<suite>_percent.png   each class's share of each distribution
+    table_<suite>_counts.png    the training images per class
+    accuracy_<suite>_<model>[_<init>].png
+                                per-class and overall accuracy, mean and
+                                standard deviation over seeds
+    overall_<suite>.png         overall accuracy per distribution, one series
+                                per model and initialisation
+    accuracy_vs_count.png       per-class accuracy against that class's
+                                training images, every run a point
+    paper_vs_small.png          per-class accuracy with the full-size and the
+                                one-tenth training sets side by side
+
+Only finished runs (status ok) enter the means; diverged runs are counted in
+a printed note. Where runs of one suite, model and initialisation differ in
+epochs, only the longest are plotted, so a mean never mixes short runs with
+full ones. Figures show the runs without a remedy unless ``--remedy`` names
+one; their file names then end in ``_<remedy>``.
+"""
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display is needed, and none may exist
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import colors, ticker  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+import distributions  # noqa: E402
+
+# the columns that identify a run, in both result tables
+RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "seed",
+            "data_seed", "epochs"]
+# values for columns that tables written by older versions lack
+COLUMN_DEFAULTS = {"init": "default", "remedy": "none"}
+TEXT_COLUMNS = ["suite", "distribution", "model", "init", "remedy", "status",
+                "class"]
+
+WIDTH = 10          # inches; at DPI about 1,200 px, shown at ~900 in a README
+DPI = 120
+ANNOTATION_SIZE = 8
+CLASS_COLOURS = plt.get_cmap("tab10").colors
+SERIES_COLOURS = plt.get_cmap("Dark2").colors
+SUITE_MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+
+# Loading.
+
+def _read_csv(path):
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def load_results(results_dir):
+    """The run table and the per-class table of a results folder.
+
+    Tables written before a column existed get its default (``init``
+    "default", ``remedy`` "none"). Each per-class row also carries its run's
+    status. A missing folder or file gives two empty tables and a printed
+    line.
+    """
+    results_dir = Path(results_dir)
+    paths = [results_dir / "runs.csv", results_dir / "per_class.csv"]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"no results: {' and '.join(missing)} not found; "
+              f"wrote the table figures only")
+        return _empty_tables()
+    runs, per_class = (_read_csv(p) for p in paths)
+    if runs.empty or per_class.empty:
+        print(f"no results: the tables in {results_dir} have no rows; "
+              f"wrote the table figures only")
+        return _empty_tables()
+
+    for table in (runs, per_class):
+        for column, value in COLUMN_DEFAULTS.items():
+            table[column] = (table[column].fillna(value)
+                             if column in table else value)
+        for column in TEXT_COLUMNS:
+            if column in table:
+                table[column] = table[column].astype(str)
+
+    # a per-class row of a run missing from runs.csv counts as finished
+    # when it holds an accuracy
+    status = runs[RUN_KEYS + ["status"]].drop_duplicates(RUN_KEYS)
+    per_class = per_class.merge(status, on=RUN_KEYS, how="left")
+    per_class["status"] = per_class["status"].fillna(
+        per_class["accuracy"].notna().map({True: "ok", False: "diverged"}))
+    return runs, per_class
+
+
+def _empty_tables():
+    runs = pd.DataFrame(columns=RUN_KEYS + ["accuracy", "status"])
+    per_class = pd.DataFrame(columns=RUN_KEYS + [
+        "class_index", "class", "train_count", "accuracy", "status"])
+    return runs, per_class
+
+
+def report_unfinished(runs):
+    """Print how many runs did not finish; they are left out of the means."""
+    bad = runs[runs["status"] != "ok"]
+    if bad.empty:
+        return
+    labels = [f"{r.suite}/{r.distribution} {_series_label(r.model, r.init)} "
+              f"seed {r.seed}" for r in bad.itertuples()]
+    more = f" and {len(labels) - 5} more" if len(labels) > 5 else ""
+    print(f"note: {len(bad)} of {len(runs)} runs did not finish "
+          f"({', '.join(sorted(set(bad['status'])))}) and are left out of "
+          f"the accuracy means: {', '.join(labels[:5])}{more}")
+
+
+def select_runs(runs, per_class, remedy="none"):
+    """The finished runs made with ``remedy``, the longest of each suite,
+    model and initialisation; prints a note on the runs left out."""
+    report_unfinished(runs)
+    runs = runs[(runs["status"] == "ok") & (runs["remedy"] == remedy)]
+    per_class = per_class[(per_class["status"] == "ok")
+                          & (per_class["remedy"] == remedy)]
+    if runs.empty:
+        return runs, per_class
+    return longest_runs(runs, per_class)
+
+
+def longest_runs(runs, per_class):
+    """Keep, for each suite, model, initialisation and remedy, only the runs
+    with the most epochs."""
+    group = ["suite", "model", "init", "remedy"]
+    most = runs.groupby(group)["epochs"].transform("max")
+    dropped = runs[runs["epochs"] != most]
+    if not dropped.empty:
+        print(f"note: left out {len(dropped)} runs with fewer epochs than "
+              f"others of their suite and model (epochs "
+              f"{', '.join(map(str, sorted(set(dropped['epochs']))))})")
+    kept = runs[runs["epochs"] == most]
+    per_class = per_class.merge(
+        kept[group + ["epochs"]].drop_duplicates(), on=group + ["epochs"])
+    return kept, per_class
+
+
+# Names and orders.
+
+def _suite_order(names):
+    """Suites in the order of distributions.SUITES, unknown ones last."""
+    known = [s for s in distributions.SUITES if s in set(names)]
+    return known + sorted(set(names) - set(known))
+
+
+def _dist_order(suite, names):
+    """Distributions in table order; names no longer in the table last."""
+    table = list(distributions.SUITES.get(suite, {}))
+    known = [d for d in table if d in set(names)]
+    extra = sorted(set(names) - set(table), key=distributions.natural_key)
+    return known + extra
+
+
+def _class_order(names=()):
+    """CIFAR-10's class order, then any other class names found."""
+    known = list(distributions.CLASSES)
+    return known + sorted(set(names) - set(known))
+
+
+def _series(table):
+    """The (model, init) pairs present, the default initialisation first."""
+    return sorted({tuple(p) for p in table[["model", "init"]].values},
+                  key=_series_key)
+
+
+def _series_key(pair):
+    model, init = pair
+    return model, init != "default", init
+
+
+def _series_label(model, init):
+    return model if init == "default" else f"{model} ({init} init)"
+
+
+def _suffix(init, remedy):
+    return ("" if init == "default" else f"_{init}") + (
+        "" if remedy == "none" else f"_{remedy}")
+
+
+def _balanced(suite):
+    """Distributions of a suite whose classes all have the same count."""
+    return [d for d, counts in distributions.SUITES.get(suite, {}).items()
+            if len(set(counts)) == 1]
+
+
+def _ratio_label(suite, dist):
+    counts = distributions.SUITES.get(suite, {}).get(dist)
+    if counts is None:
+        return dist
+    return f"{dist}\n{distributions.imbalance_ratio(counts):.3g}x"
+
+
+def _seed_words(counts):
+    low, high = int(min(counts)), int(max(counts))
+    n = str(low) if low == high else f"{low}-{high}"
+    return f"{n} seed" + ("" if high == 1 else "s")
+
+
+# Statistics.
+
+def accuracy_cells(runs, per_class, dists, classes):
+    """Mean, standard deviation and number of runs of the accuracy in
+    percent: distributions by row, classes and then "overall" by column."""
+    tables = []
+    for stat in ("mean", "std", "count"):
+        by_class = per_class.groupby(["distribution", "class"])["accuracy"]
+        cells = by_class.agg(stat).unstack().reindex(
+            index=dists, columns=classes)
+        cells["overall"] = runs.groupby("distribution")["accuracy"].agg(
+            stat).reindex(dists)
+        tables.append(cells if stat == "count" else 100 * cells)
+    return tables
+
+
+def overall_stats(runs, dists):
+    """Overall accuracy in percent per distribution: mean, std, runs."""
+    stats = runs.groupby("distribution")["accuracy"].agg(
+        ["mean", "std", "count"]).reindex(dists)
+    stats[["mean", "std"]] *= 100
+    return stats
+
+
+# Drawing.
+
+def _heatmap(ax, values, texts, rows, columns, cmap, norm):
+    """Draw a table of values as coloured cells, each with its text in black
+    or white, whichever reads better on the cell's colour."""
+    cmap = plt.get_cmap(cmap).with_extremes(bad="0.93")
+    image = ax.imshow(values, cmap=cmap, norm=norm, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right",
+                  rotation_mode="anchor", fontsize=9)
+    ax.set_yticks(range(len(rows)), rows, fontsize=9)
+    ax.tick_params(length=0)
+
+    # thin white lines between the cells
+    ax.set_xticks(np.arange(len(columns) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(rows) + 1) - 0.5, minor=True)
+    ax.tick_params(which="minor", length=0)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            value = values[i, j]
+            text = texts[i][j] if np.isfinite(value) else "no runs"
+            red, green, blue, _ = (cmap(norm(value)) if np.isfinite(value)
+                                   else (1, 1, 1, 1))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            ax.text(j, i, text, ha="center", va="center",
+                    fontsize=ANNOTATION_SIZE if np.isfinite(value) else 7,
+                    color="white" if dark else "black")
+    return image
+
+
+def _accuracy_texts(mean, std, count):
+    """"71.2\\n±0.8" per cell; the mean alone where a cell has one run."""
+    return [[f"{m:.1f}" + (f"\n±{s:.1f}" if c > 1 else "")
+             for m, s, c in zip(*row)]
+            for row in zip(mean.values, std.values, count.values)]
+
+
+def _accuracy_norm(*tables):
+    values = np.concatenate([t.values.ravel() for t in tables])
+    values = values[np.isfinite(values)]
+    low, high = np.floor(values.min()), np.ceil(values.max())
+    return colors.Normalize(low, max(high, low + 1))
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def _skip(name, reason):
+    print(f"skip {name}: {reason}")
+
+
+# The figures.
+
+def plot_table(suite, rows, kind):
+    """One suite's distributions as a heatmap: each class's share of the
+    row's total (``kind`` "percent") or its image count ("counts")."""
+    names = list(rows)
+    counts = np.array([rows[d] for d in names], dtype=float)
+    totals = counts.sum(axis=1)
+    num_classes = counts.shape[1]
+    ratios = [distributions.imbalance_ratio(rows[d]) for d in names]
+    labels = [f"{d}  ({int(t):,}, {r:.3g}x)"
+              for d, t, r in zip(names, totals, ratios)]
+
+    if kind == "percent":
+        # centred on the balanced share: blue above it, red below
+        values = 100 * counts / totals[:, None]
+        texts = [[f"{v:.1f}" for v in row] for row in values]
+        centre = 100 / num_classes
+        half = max(np.abs(values - centre).max(), 1.0)
+        norm = colors.Normalize(centre - half, centre + half)
+        cmap, what = "RdBu", "share of the distribution's images (%)"
+    else:
+        values = counts
+        texts = [[f"{int(v):,}" for v in row] for row in values]
+        low, high = max(values.min(), 1), values.max()
+        # a log scale where counts span a factor of ten or more
+        norm = (colors.LogNorm(low, high) if high / low >= 10
+                else colors.Normalize(0, high))
+        cmap, what = "Blues", "training images"
+
+    height = 1.9 + 0.42 * len(names)
+    fig, ax = plt.subplots(figsize=(WIDTH, height), layout="constrained")
+    image = _heatmap(ax, values, texts, labels,
+                     _class_order()[:num_classes], cmap, norm)
+    fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02).set_label(what)
+    ax.set_title(f"{suite} suite: {what} per class "
+                 f"(rows: distribution, total images, largest/smallest class)",
+                 fontsize=10)
+    return fig
+
+
+def plot_accuracy(suite, model, init, runs, per_class):
+    """Per-class and overall accuracy of one suite, model and
+    initialisation: mean ± std over seeds."""
+    dists = _dist_order(suite, runs["distribution"].unique())
+    classes = _class_order(per_class["class"].unique())
+    mean, std, count = accuracy_cells(runs, per_class, dists, classes)
+    texts = _accuracy_texts(mean, std, count)
+
+    height = 2.0 + 0.5 * len(dists)
+    fig, ax = plt.subplots(figsize=(WIDTH, height), layout="constrained")
+    image = _heatmap(ax, mean.values, texts, dists, list(mean.columns),
+                     "viridis", _accuracy_norm(mean))
+    ax.axvline(len(classes) - 0.5, color="white", linewidth=5)
+    fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02).set_label(
+        "test accuracy (%)")
+    epochs = ", ".join(map(str, sorted(set(runs["epochs"]))))
+    seeds = count["overall"].dropna()
+    spread = ("one seed, so no spread" if seeds.max() == 1
+              else f"mean ± std over {_seed_words(seeds)}")
+    ax.set_title(
+        f"{suite} suite, {_series_label(model, init)}: per-class accuracy on "
+        f"the balanced test set (%)\n{spread}, {epochs} epochs",
+        fontsize=10)
+    return fig
+
+
+def plot_overall(suite, runs, reference=None):
+    """Overall accuracy per distribution, one series per (model, init),
+    the balanced distribution's mean drawn as a dashed line.
+
+    ``reference`` maps (model, init) to a balanced mean from another suite,
+    drawn instead where this suite has no balanced distribution.
+    """
+    # every distribution of the table, so the axis stays put as runs finish
+    dists = _dist_order(suite, list(distributions.SUITES.get(suite, {}))
+                        + list(runs["distribution"].unique()))
+    balanced = [d for d in _balanced(suite) if d in dists]
+    series = _series(runs)
+    x = np.arange(len(dists))
+    offset = min(0.15, 0.6 / len(series))
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 5), layout="constrained")
+    for i in (dists.index(d) for d in balanced):
+        ax.axvspan(i - 0.5, i + 0.5, color="0.93", zorder=0)
+    line_note = None
+    for k, (model, init) in enumerate(series):
+        colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+        chosen = runs[(runs["model"] == model) & (runs["init"] == init)]
+        stats = overall_stats(chosen, dists)
+        shift = (k - (len(series) - 1) / 2) * offset
+        ax.errorbar(x + shift, stats["mean"], yerr=stats["std"].fillna(0),
+                    fmt="o", color=colour, capsize=3, markersize=5,
+                    label=f"{_series_label(model, init)}, "
+                          f"{_seed_words(stats['count'].dropna())}")
+
+        if balanced:
+            level = stats.loc[balanced[0], "mean"]
+            note = f"mean on the balanced {balanced[0]}"
+        else:
+            level = (reference or {}).get((model, init), np.nan)
+            note = f"mean on {_reference_words()}"
+        if np.isfinite(level):
+            ax.axhline(level, color=colour, linestyle="--", linewidth=1,
+                       alpha=0.8)
+            line_note = note
+
+    handles, _ = ax.get_legend_handles_labels()
+    if line_note:
+        handles.append(Line2D([], [], color="0.3", linestyle="--",
+                              linewidth=1, label=line_note))
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.set_xticks(x, [_ratio_label(suite, d) for d in dists], fontsize=9)
+    for label, dist in zip(ax.get_xticklabels(), dists):
+        if dist in balanced:
+            label.set_fontweight("bold")
+    ax.set_xlim(-0.5, len(dists) - 0.5)
+    ax.set_ylabel("overall test accuracy (%)")
+    ax.set_xlabel("distribution (largest/smallest class)", fontsize=9)
+    ax.grid(axis="y", color="0.85", linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.set_title(f"{suite} suite: overall accuracy per distribution, "
+                 f"mean ± std over seeds", fontsize=10)
+    return fig
+
+
+def _reference_words():
+    dist = _balanced("paper")[0]
+    total = sum(distributions.SUITES["paper"][dist])
+    return f"paper's balanced {dist} ({total:,} images)"
+
+
+def plot_accuracy_vs_count(per_class):
+    """Per-class accuracy against the class's training images, every run a
+    point; one panel per model, colour by class, marker by suite."""
+    models = sorted(per_class["model"].unique())
+    suites = _suite_order(per_class["suite"].unique())
+    classes = _class_order(per_class["class"].unique())
+    markers = {s: SUITE_MARKERS[i % len(SUITE_MARKERS)]
+               for i, s in enumerate(suites)}
+
+    table_counts = [c for rows in distributions.SUITES.values()
+                    for counts in rows.values() for c in counts if c > 0]
+    low, high = min(table_counts), max(table_counts)
+
+    fig, axes = plt.subplots(1, len(models), figsize=(WIDTH, 5),
+                             sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, model in zip(axes[0], models):
+        chosen = per_class[per_class["model"] == model]
+        for suite in suites:
+            for c, name in enumerate(classes):
+                points = chosen[(chosen["suite"] == suite)
+                                & (chosen["class"] == name)]
+                ax.scatter(points["train_count"], 100 * points["accuracy"],
+                           s=16, marker=markers[suite], alpha=0.7,
+                           color=CLASS_COLOURS[c % len(CLASS_COLOURS)],
+                           linewidths=0)
+        runs = chosen[RUN_KEYS].drop_duplicates()
+        ax.set_title(f"{model} ({len(runs)} runs)", fontsize=10)
+        # the range of every table, so the axes stay put as runs finish
+        ax.set_xscale("log")
+        ax.set_xlim(0.8 * min(low, per_class["train_count"].min()),
+                    1.25 * max(high, per_class["train_count"].max()))
+        ax.xaxis.set_major_locator(ticker.FixedLocator(
+            [20, 50, 100, 200, 500, 1000, 2000, 5000]))
+        ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("training images of the class (log scale)")
+        ax.grid(color="0.88", linewidth=0.8)
+        ax.set_axisbelow(True)
+    axes[0][0].set_ylabel("per-class test accuracy (%)")
+
+    class_handles = [Line2D([], [], marker="o", linestyle="", markersize=6,
+                            color=CLASS_COLOURS[c % len(CLASS_COLOURS)],
+                            label=name) for c, name in enumerate(classes)]
+    suite_handles = [Line2D([], [], marker=markers[s], linestyle="",
+                            markersize=6, color="0.35", label=s)
+                     for s in suites]
+    fig.legend(handles=class_handles + suite_handles, loc="outside right",
+               fontsize=8, title="class / suite", title_fontsize=8)
+    fig.suptitle("Per-class accuracy against the class's training images "
+                 "(every run, default initialisation)", fontsize=10)
+    return fig
+
+
+def plot_paper_vs_small(runs, per_class, series):
+    """Per-class mean accuracy of the full-size (paper) and one-tenth
+    (small) suites side by side, one row of panels per (model, init), each
+    row on one colour scale."""
+    suites = ("paper", "small")
+    dists = _dist_order("paper", pd.concat(
+        [runs.loc[runs["suite"] == s, "distribution"] for s in suites]))
+    classes = _class_order(per_class["class"].unique())
+
+    fig, axes = plt.subplots(len(series), 2, squeeze=False,
+                             figsize=(WIDTH + 1, 0.6 + 5.2 * len(series)),
+                             layout="constrained")
+    for row, (model, init) in enumerate(series):
+        cells = {}
+        for suite in suites:
+            keep = ((runs["suite"] == suite) & (runs["model"] == model)
+                    & (runs["init"] == init))
+            keep_class = ((per_class["suite"] == suite)
+                          & (per_class["model"] == model)
+                          & (per_class["init"] == init))
+            cells[suite] = accuracy_cells(runs[keep], per_class[keep_class],
+                                          dists, classes)
+        norm = _accuracy_norm(*(cells[s][0] for s in suites))
+        for ax, suite in zip(axes[row], suites):
+            mean, _, count = cells[suite]
+            texts = [[f"{m:.1f}" for m in values] for values in mean.values]
+            image = _heatmap(ax, mean.values, texts, dists,
+                             list(mean.columns), "viridis", norm)
+            ax.axvline(len(classes) - 0.5, color="white", linewidth=4)
+            total = sum(next(iter(distributions.SUITES[suite].values())))
+            ax.set_title(f"{suite}: {total:,} training images, "
+                         f"{_series_label(model, init)}, "
+                         f"{_seed_words(count['overall'].dropna())}",
+                         fontsize=9)
+        axes[row][1].tick_params(labelleft=False)
+        fig.colorbar(image, ax=axes[row], shrink=0.9, pad=0.01).set_label(
+            "mean test accuracy (%)")
+    fig.suptitle("Full-size (paper) against one-tenth (small) training sets: "
+                 "per-class accuracy, mean over seeds", fontsize=10)
+    return fig
+
+
+# The command.
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--results", default="results",
+                        help="folder holding runs.csv and per_class.csv")
+    parser.add_argument("--out", default="assets",
+                        help="folder the PNG files are written to")
+    parser.add_argument("--remedy", default="none",
+                        help="plot the runs made with this remedy")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # the tables need no results
+    for suite, rows in distributions.SUITES.items():
+        for kind in ("percent", "counts"):
+            _save(plot_table(suite, rows, kind),
+                  out / f"table_{suite}_{kind}.png")
+
+    runs, per_class = load_results(args.results)
+    if runs.empty:
+        return 0
+    runs, per_class = select_runs(runs, per_class, args.remedy)
+    if runs.empty or per_class.empty:
+        print(f"no finished runs with remedy {args.remedy} in "
+              f"{args.results}: wrote the table figures only")
+        return 0
+    remedy = _suffix("default", args.remedy)
+    suites = _suite_order(
+        list(distributions.SUITES) + list(runs["suite"].unique()))
+
+    # one accuracy table per suite, model and initialisation
+    for model, init in _series(runs):
+        for suite in suites:
+            name = f"accuracy_{suite}_{model}{_suffix(init, args.remedy)}"
+            pick = ((runs["suite"] == suite) & (runs["model"] == model)
+                    & (runs["init"] == init))
+            pick_class = ((per_class["suite"] == suite)
+                          & (per_class["model"] == model)
+                          & (per_class["init"] == init))
+            if not pick.any():
+                init_words = "" if init == "default" else f", init {init}"
+                _skip(name, f"no results for suite {suite}, model "
+                            f"{model}{init_words}")
+                continue
+            _save(plot_accuracy(suite, model, init, runs[pick],
+                                per_class[pick_class]), out / f"{name}.png")
+
+    # overall accuracy; suites without a balanced row borrow paper's
+    reference = {}
+    paper = runs[runs["suite"] == "paper"]
+    for model, init in _series(paper):
+        chosen = paper[(paper["model"] == model) & (paper["init"] == init)]
+        level = overall_stats(chosen, _balanced("paper"))["mean"]
+        if level.notna().any():
+            reference[(model, init)] = level.dropna().iloc[0]
+    for suite in suites:
+        name = f"overall_{suite}{remedy}"
+        chosen = runs[runs["suite"] == suite]
+        if chosen.empty:
+            _skip(name, f"no results for suite {suite}")
+            continue
+        _save(plot_overall(suite, chosen, reference), out / f"{name}.png")
+
+    name = f"accuracy_vs_count{remedy}"
+    chosen = per_class[per_class["init"] == "default"]
+    if chosen.empty:
+        _skip(name, "no results with the default initialisation")
+    else:
+        _save(plot_accuracy_vs_count(chosen), out / f"{name}.png")
+
+    name = f"paper_vs_small{remedy}"
+    both = sorted(set(_series(runs[runs["suite"] == "paper"]))
+                  & set(_series(runs[runs["suite"] == "small"])),
+                  key=_series_key)
+    if not both:
+        _skip(name, "no model with results in both suites paper and small")
+    else:
+        _save(plot_paper_vs_small(runs, per_class, both),
+              out / f"{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
