@@ -47,12 +47,14 @@ class Dataset:
                      .tolist())
 
 
-def load_dataset(data_dir, download=True, log=print):
+def load_dataset(data_dir, download=True, log=print, use_cache=True):
     """The dataset in ``data_dir``: an ImageFolder tree when ``train/`` and
-    ``test/`` exist there, otherwise CIFAR-10 through torchvision."""
+    ``test/`` exist there, otherwise CIFAR-10 through torchvision.
+    ``use_cache=False`` decodes an ImageFolder tree even when a cache
+    exists (the benchmark times a first start this way)."""
     data_dir = Path(data_dir).expanduser()
     if (data_dir / "train").is_dir() or (data_dir / "test").is_dir():
-        return _load_image_folder(data_dir, log)
+        return _load_image_folder(data_dir, log, use_cache)
     return _load_cifar10(data_dir, download, log)
 
 
@@ -132,13 +134,13 @@ def cache_dirs(data_dir):
     return [data_dir / ".decoded", user / "imbalance-cifar"]
 
 
-def _load_image_folder(data_dir, log):
+def _load_image_folder(data_dir, log, use_cache=True):
     classes, train_files, test_files = _list_image_folder(data_dir)
     key = _fingerprint(data_dir, train_files + test_files)
     name = f"{data_dir.resolve().name}-{key}.npz"
     source = f"image folder {data_dir.resolve()}"
 
-    for folder in cache_dirs(data_dir):
+    for folder in cache_dirs(data_dir) if use_cache else []:
         cached = folder / name
         if cached.exists():
             with np.load(cached) as arrays:

@@ -335,33 +335,21 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
         epoch_start = time.perf_counter()
         # the fine-tuning phase keeps batch-norm statistics frozen
         model.train(phase == 0)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        step = phase_epoch * len(batches)
         total_steps = phase_epochs[phase] * len(batches)
+        if phase == 0:
+            def lr_at(step):
+                return models.learning_rate(recipe, step, total_steps)
+        else:
+            def lr_at(step):
+                return run.lr / 10
         bar = _progress(len(batches), f"epoch {epoch + 1}", progress)
-        for x, y in batches.epoch(epoch):
-            lr = (models.learning_rate(recipe, step, total_steps)
-                  if phase == 0 else run.lr / 10)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_mult"]
-            with autocast(device):
-                logits = forward(x)
-                loss = F.cross_entropy(logits.float(), y, weight=weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            step += 1
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+        loss_sum, correct, lr = train_epoch(
+            forward, optimizer, batches, epoch, phase_epoch * len(batches),
+            lr_at, weights, device, bar)
 
         seen = len(batches.indices)
-        train_loss = loss_sum.item() / seen
-        train_accuracy = correct.item() / seen
+        train_loss = loss_sum / seen
+        train_accuracy = correct / seen
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch + 1, "phase": phase,
                         "images": seen, "steps": len(batches),
@@ -386,6 +374,34 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
     logits = evaluate(model, dataset.test_images, normalise, device)
     return _record(run, dataset, recipe, history, logits, status,
                    time.perf_counter() - started, device)
+
+
+def train_epoch(forward, optimizer, batches, epoch, first_step, lr_at,
+                weights, device, bar=None):
+    """One epoch of optimiser steps; returns the summed loss, the number of
+    correct training predictions and the last learning rate. Both sums stay
+    on the device until the end, so the loop never waits for the device."""
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    step = first_step
+    for x, y in batches.epoch(epoch):
+        lr = lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_mult"]
+        with autocast(device):
+            logits = forward(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        step += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return loss_sum.item(), correct.item(), lr
 
 
 @torch.no_grad()

@@ -1,0 +1,326 @@
+"""Training throughput of the runner, against its ceiling and the usual way.
+
+    python benchmarks/throughput.py --data-dir ~/cifar10-jpeg
+    python benchmarks/throughput.py --data-dir ~/cifar10-jpeg --model dla \\
+        --device cuda --repeats 5
+
+For each model, training images per second of:
+
+1. the ceiling: forward, backward and optimiser step repeated on one batch
+   already on the device (same model, batch size and memory layout);
+2. the runner: the project's own epoch loop over the images of a
+   distribution (indexing, normalisation, augmentation, everything but
+   evaluation);
+3. the usual way: the same model and recipe fed by a torchvision
+   ``ImageFolder`` with per-image transforms through a ``DataLoader`` with
+   worker processes;
+
+then runner/ceiling and runner/usual, as the median and range of several
+repeats. For the baseline it also reports the start-up time (first start and
+with the decoded cache), the evaluation time, the peak resident memory of a
+run, and a projection of the whole ``paper`` suite's wall time from the
+measured throughput.
+"""
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import data  # noqa: E402
+import distributions  # noqa: E402
+import main  # noqa: E402
+import models  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data-dir", required=True,
+                        help="ImageFolder copy of CIFAR-10 (train/, test/)")
+    parser.add_argument("--model", nargs="+", default=["baseline"],
+                        choices=list(models.RECIPES))
+    parser.add_argument("--device", default="auto",
+                        choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: each model's recipe")
+    parser.add_argument("--suite", default="paper")
+    parser.add_argument("--dist", default="Dist.1",
+                        help="distribution whose images the runner and the "
+                             "usual way train on")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimiser steps per measurement (default: one "
+                             "epoch of the distribution; 20 for dla on a CPU)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="DataLoader worker processes for the usual way")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model in all three")
+    parser.add_argument("--skip-suite", action="store_true",
+                        help="skip the start-up, memory and suite report")
+    return parser.parse_args()
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def setup(model_name, device, compile_model):
+    torch.manual_seed(0)
+    model = models.build_model(model_name).to(
+        device, memory_format=torch.channels_last)
+    recipe = models.RECIPES[model_name]
+    run = main.Run("bench", "bench", (), model_name, "default", "none", 0, 0,
+                   recipe["epochs"], recipe["lr"], recipe["batch_size"])
+    optimizer = main.make_optimizer(model, run, recipe, phase=0)
+    forward = torch.compile(model) if compile_model else model
+    return model, forward, optimizer, recipe
+
+
+def timed(fn, device):
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def ceiling(model_name, device, batch_size, steps, compile_model):
+    model, forward, optimizer, _ = setup(model_name, device, compile_model)
+    x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(
+        memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+
+    def loop(n):
+        for _ in range(n):
+            with main.autocast(device):
+                loss = F.cross_entropy(forward(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    loop(5)
+    return steps * batch_size / timed(lambda: loop(steps), device)
+
+
+class _Capped:
+    """The first ``steps`` batches of each epoch of a Batches object."""
+
+    def __init__(self, batches, steps):
+        self.batches, self.steps = batches, steps
+
+    def epoch(self, epoch):
+        return itertools.islice(self.batches.epoch(epoch), self.steps)
+
+
+def runner(model_name, device, batch_size, steps, compile_model, dataset,
+           indices):
+    model, forward, optimizer, recipe = setup(model_name, device,
+                                              compile_model)
+    normalise = data.Normalise(recipe["input"], dataset.train_images,
+                               indices, device)
+    batches = data.Batches(
+        dataset.train_images.to(device), dataset.train_labels.to(device),
+        indices, batch_size, normalise, recipe["augment"], 0, device,
+        torch.channels_last)
+    model.train()
+
+    def epoch(e, n):
+        main.train_epoch(forward, optimizer, _Capped(batches, n), e, 0,
+                         lambda step: recipe["lr"], None, device)
+
+    epoch(0, 5)
+    return steps * batch_size / timed(lambda: epoch(1, steps), device)
+
+
+def usual(model_name, device, batch_size, steps, compile_model, data_dir,
+          indices, workers, mean_image):
+    """The per-image way: torchvision ImageFolder, transforms per image in
+    DataLoader workers, batches copied to the device."""
+    from torchvision import datasets, transforms
+
+    model, forward, optimizer, recipe = setup(model_name, device,
+                                              compile_model)
+    if recipe["input"] == "mean-image":
+        steps_in = [transforms.PILToTensor(),
+                    transforms.Lambda(lambda t: t.float() - mean_image)]
+    else:
+        steps_in = [transforms.ToTensor(),
+                    transforms.Normalize((0.49, 0.48, 0.45),
+                                         (0.25, 0.24, 0.26))]
+    if recipe["augment"]:
+        steps_in = [transforms.RandomCrop(32, padding=4),
+                    transforms.RandomHorizontalFlip()] + steps_in
+    folder = datasets.ImageFolder(str(Path(data_dir) / "train"),
+                                  transforms.Compose(steps_in))
+    subset = torch.utils.data.Subset(folder, indices.tolist())
+    loader = torch.utils.data.DataLoader(
+        subset, batch_size=batch_size, shuffle=True, num_workers=workers,
+        pin_memory=device.type == "cuda", drop_last=True)
+    model.train()
+
+    def endless():
+        while True:
+            yield from loader
+
+    batches = endless()
+
+    def loop(n):
+        for _ in range(n):
+            x, y = next(batches)
+            x = x.to(device, non_blocking=True).contiguous(
+                memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with main.autocast(device):
+                loss = F.cross_entropy(forward(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    loop(5)
+    speed = steps * batch_size / timed(lambda: loop(steps), device)
+    # stop the worker processes before the next measurement starts
+    batches.close()
+    return speed
+
+
+def describe(values):
+    return (f"{statistics.median(values):8.0f} img/s "
+            f"(range {min(values):.0f}-{max(values):.0f}, n={len(values)})")
+
+
+# The start-up, memory and suite report, each measured in a fresh process.
+
+CHILD = r"""
+import resource, sys, time
+sys.path.insert(0, {root!r})
+import torch
+import data, main, models, distributions
+dataset = data.load_dataset({data_dir!r}, log=lambda line: None,
+                            use_cache={use_cache})
+counts = distributions.SUITES[{suite!r}][{dist!r}]
+indices = data.subset_indices(dataset.train_labels, counts, 0)
+device = torch.device({device!r})
+recipe = models.RECIPES["baseline"]
+run = main.Run("b", "b", counts, "baseline", "default", "none", 0, 0, 1,
+               recipe["lr"], recipe["batch_size"])
+torch.manual_seed(0)
+model = models.build_model("baseline").to(device,
+                                          memory_format=torch.channels_last)
+optimizer = main.make_optimizer(model, run, recipe, 0)
+normalise = data.Normalise(recipe["input"], dataset.train_images, indices,
+                           device)
+batches = data.Batches(dataset.train_images.to(device),
+                       dataset.train_labels.to(device), indices,
+                       recipe["batch_size"], normalise, False, 0, device,
+                       torch.channels_last)
+x, y = next(batches.epoch(0))
+print("first_step", time.time(), flush=True)
+main.train_epoch(model, optimizer, batches, 0, 0, lambda s: recipe["lr"],
+                 None, device)
+start = time.perf_counter()
+main.evaluate(model, dataset.test_images, normalise, device)
+print("evaluate", time.perf_counter() - start)
+print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def child_report(args, device, use_cache):
+    code = CHILD.format(root=str(ROOT), data_dir=str(args.data_dir),
+                        use_cache=use_cache, suite=args.suite,
+                        dist=args.dist, device=str(device))
+    launched = time.time()
+    output = subprocess.run([sys.executable, "-c", code], check=True,
+                            capture_output=True, text=True).stdout
+    values = dict(line.split() for line in output.splitlines())
+    return {"startup": float(values["first_step"]) - launched,
+            "evaluate": float(values["evaluate"]),
+            "peak_rss_mb": float(values["peak_rss_mb"])}
+
+
+def suite_report(args, device, runner_speed):
+    first = child_report(args, device, use_cache=False)
+    cached = child_report(args, device, use_cache=True)
+    recipe = models.RECIPES["baseline"]
+    suite = distributions.SUITES[args.suite]
+    train_seconds = sum(recipe["epochs"] * sum(c) / runner_speed
+                        for c in suite.values())
+    projected = (cached["startup"] + train_seconds
+                 + len(suite) * cached["evaluate"])
+    print(f"\nbaseline, suite {args.suite} ({len(suite)} distributions, "
+          f"{recipe['epochs']} epochs):")
+    print(f"  start-up to first step, first start: {first['startup']:6.2f} s")
+    print(f"  start-up to first step, cache present: "
+          f"{cached['startup']:6.2f} s")
+    print(f"  evaluation of the test set:            "
+          f"{cached['evaluate']:6.2f} s")
+    print(f"  peak resident memory of a run:         "
+          f"{cached['peak_rss_mb']:6.0f} MB")
+    print(f"  whole suite, projected from the runner's median throughput: "
+          f"{projected / 60:.1f} min")
+
+
+def main_():
+    args = parse_args()
+    device = main.pick_device(args.device)
+    dataset = data.load_dataset(args.data_dir, log=lambda line: None)
+    counts = distributions.SUITES[args.suite][args.dist]
+    indices = data.subset_indices(dataset.train_labels, counts, 0)
+    mean_image = dataset.train_images[indices].float().mean(0)
+
+    print(f"device {main._device_name(device)}, torch {torch.__version__}, "
+          f"numpy {np.__version__}, python {platform.python_version()}, "
+          f"{torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    print(f"training images: {args.suite}/{args.dist} "
+          f"({len(indices)} images); usual way: {args.workers} workers")
+    baseline_runner = None
+    for model_name in args.model:
+        recipe = models.RECIPES[model_name]
+        batch_size = args.batch_size or recipe["batch_size"]
+        steps = args.steps or (20 if model_name == "dla"
+                               and device.type == "cpu"
+                               else len(indices) // batch_size)
+        measured = {"ceiling": [], "runner": [], "usual": []}
+        for _ in range(args.repeats):
+            measured["ceiling"].append(ceiling(
+                model_name, device, batch_size, steps, args.compile))
+            measured["runner"].append(runner(
+                model_name, device, batch_size, steps, args.compile, dataset,
+                indices))
+            measured["usual"].append(usual(
+                model_name, device, batch_size, steps, args.compile,
+                args.data_dir, indices, args.workers, mean_image))
+        print(f"\n{model_name}, batch {batch_size}, {steps} steps per "
+              f"measurement:")
+        for name, values in measured.items():
+            print(f"  {name:8s} {describe(values)}")
+        ratios = {
+            "runner/ceiling": [r / c for r, c in zip(measured["runner"],
+                                                     measured["ceiling"])],
+            "runner/usual": [r / u for r, u in zip(measured["runner"],
+                                                   measured["usual"])]}
+        for name, values in ratios.items():
+            print(f"  {name:15s} {statistics.median(values):.2f} "
+                  f"(range {min(values):.2f}-{max(values):.2f})")
+        if model_name == "baseline":
+            baseline_runner = statistics.median(measured["runner"])
+    if baseline_runner and not args.skip_suite:
+        suite_report(args, device, baseline_runner)
+
+
+if __name__ == "__main__":
+    main_()
