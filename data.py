@@ -339,13 +339,14 @@ class Normalise:
     mean and unit variance over the training subset.
     """
 
-    def __init__(self, kind, images, indices, device, chunk=8192):
+    def __init__(self, kind, images, indices, device, chunk=2048):
         total = torch.zeros(images.shape[1:], dtype=torch.float64)
         square = torch.zeros(images.shape[1], dtype=torch.float64)
         for start in range(0, len(indices), chunk):
-            block = images[indices[start:start + chunk]].double()
-            total += block.sum(0)
-            square += block.pow(2).sum((0, 2, 3))
+            block = images[indices[start:start + chunk]].float()
+            total += block.sum(0, dtype=torch.float64)
+            if kind == "per-channel":
+                square += block.square().sum((0, 2, 3), dtype=torch.float64)
         mean_image = total / len(indices)
         if kind == "mean-image":
             shift, scale = mean_image, torch.ones(1)

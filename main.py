@@ -542,7 +542,8 @@ def _upgrade(result, path):
     """Give a result file written before metrics were recorded its metric
     columns, when its logits and test labels are at hand."""
     logits_path = Path(path).with_suffix(".logits.npz")
-    if "confusion" in result or not logits_path.exists():
+    complete = all(m in result["run"] for m in metrics.RUN_METRICS)
+    if complete or not logits_path.exists():
         return result
     with np.load(logits_path) as saved:
         if "labels" not in saved:

@@ -10,12 +10,12 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.metrics import (confusion_matrix, f1_score,
-                             precision_recall_fscore_support, roc_auc_score)
 
 RUN_METRICS = ("accuracy", "macro_f1", "roc_auc", "minority_recall",
-               "rarest_recall")
+               "rarest_recall", "top_class_share")
+# A run has collapsed when at least this share of the test images is
+# predicted as one class (the balanced test set has 10% of each).
+COLLAPSE_SHARE = 0.9
 CLASS_METRICS = ("precision", "recall", "f1")
 
 
@@ -49,6 +49,11 @@ def evaluate(probabilities, labels, train_counts):
     per-class arrays (precision, recall, f1, correct, test_count) and the
     confusion matrix (rows: true class, columns: predicted class).
     """
+    # imported here: scikit-learn adds a second to every start otherwise
+    from sklearn.metrics import (confusion_matrix, f1_score,
+                                 precision_recall_fscore_support,
+                                 roc_auc_score)
+
     labels = np.asarray(labels)
     num_classes = probabilities.shape[1]
     classes = np.arange(num_classes)
@@ -72,6 +77,7 @@ def evaluate(probabilities, labels, train_counts):
         "minority_recall": (float(recall[minority].mean()) if len(minority)
                             else math.nan),
         "rarest_recall": float(recall[rarest].mean()),
+        "top_class_share": float(np.bincount(predicted).max() / len(labels)),
     }
     per_class = {"precision": precision, "recall": recall, "f1": f1,
                  "correct": np.diag(confusion), "test_count": support}
@@ -83,6 +89,8 @@ def evaluate(probabilities, labels, train_counts):
 def interval(values, confidence=0.95):
     """Mean, standard deviation and a t-interval for the mean; the interval
     is NaN with fewer than two values."""
+    from scipy import stats
+
     values = np.asarray([v for v in values if not math.isnan(v)])
     n = len(values)
     if n == 0:
@@ -100,15 +108,20 @@ GROUP = ["suite", "distribution", "model", "init", "remedy", "epochs"]
 
 def summarise(runs):
     """One row per (suite, distribution, model, init, remedy, epochs): the
-    number of seeds, and for each run metric its mean, standard deviation and
+    number of seeds, how many runs collapsed onto one class or diverged, and
+    for each run metric its mean, standard deviation and
     95% interval. Two paired comparisons are added, each a per-seed
     difference with its interval: ``vs_balanced`` against the suite's
     balanced distribution (same model, init, remedy and seed), and
     ``vs_none`` against the same distribution without a remedy."""
     ok = runs[runs["status"] == "ok"]
+    diverged = runs[runs["status"] != "ok"].groupby(GROUP).size()
     rows = []
     for key, group in ok.groupby(GROUP, sort=False):
-        row = dict(zip(GROUP, key), seeds=group["seed"].nunique())
+        row = dict(zip(GROUP, key), seeds=group["seed"].nunique(),
+                   collapsed=int((group["top_class_share"]
+                                  >= COLLAPSE_SHARE).sum()),
+                   diverged=int(diverged.get(key, 0)))
         for metric in RUN_METRICS:
             if metric not in group:
                 continue

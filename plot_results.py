@@ -3,9 +3,10 @@
     python plot_results.py                                # results/ -> assets/
     python plot_results.py --results /tmp/r1 --out /tmp/figures
 
-Reads the tables of distributions.py and the result tables ``runs.csv`` and
-``per_class.csv`` that main.py writes, and writes PNG files whose names are
-the same on every run:
+Reads the tables of distributions.py, the result tables ``runs.csv`` and
+``per_class.csv`` that main.py writes, and the confusion matrices in the
+result files under ``runs/``, and writes PNG files whose names are the same
+on every run:
 
     table_<suite>_percent.png   each class's share of each distribution
     table_<suite>_counts.png    the training images per class
@@ -18,15 +19,25 @@ the same on every run:
                                 training images, every run a point
     paper_vs_small.png          per-class accuracy with the full-size and the
                                 one-tenth training sets side by side
+    remedies_<suite>_<model>[_<init>].png
+                                overall accuracy and minority-class recall of
+                                each remedy, mean and 95% interval over seeds
+    confusion_<suite>_<model>[_<init>].png
+                                confusion matrices of the two most imbalanced
+                                distributions, without a remedy, oversampled
+                                and thresholded, summed over seeds
 
 Only finished runs (status ok) enter the means; diverged runs are counted in
 a printed note. Where runs of one suite, model and initialisation differ in
 epochs, only the longest are plotted, so a mean never mixes short runs with
 full ones. Figures show the runs without a remedy unless ``--remedy`` names
-one; their file names then end in ``_<remedy>``.
+one; their file names then end in ``_<remedy>``. The remedies and confusion
+figures compare every remedy whatever ``--remedy`` says, each after the same
+number of epochs: the number most remedies were run with.
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import matplotlib
@@ -40,6 +51,8 @@ from matplotlib import colors, ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 import distributions  # noqa: E402
+import main as runner  # noqa: E402
+import metrics  # noqa: E402
 
 # the columns that identify a run, in both result tables
 RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "seed",
@@ -55,6 +68,12 @@ ANNOTATION_SIZE = 8
 CLASS_COLOURS = plt.get_cmap("tab10").colors
 SERIES_COLOURS = plt.get_cmap("Dark2").colors
 SUITE_MARKERS = ["o", "s", "^", "D", "v", "P"]
+# one colour and marker per remedy, in main.REMEDIES order; no remedy in grey
+REMEDY_COLOURS = dict(zip(runner.REMEDIES, ("0.3", *SERIES_COLOURS)))
+REMEDY_MARKERS = dict(zip(runner.REMEDIES, SUITE_MARKERS))
+# the confusion figure's columns and how many distributions it shows
+CONFUSION_REMEDIES = ("none", "oversample", "threshold")
+CONFUSION_DISTRIBUTIONS = 2
 
 
 # Loading.
@@ -152,6 +171,48 @@ def longest_runs(runs, per_class):
     return kept, per_class
 
 
+def comparable_runs(table):
+    """Keep, for each suite, model and initialisation, the rows of one number
+    of epochs, so remedies are compared after the same training: the number
+    most remedies were run with, the larger on a tie."""
+    kept = []
+    for _, group in table.groupby(["suite", "model", "init"]):
+        remedies = group.groupby("epochs")["remedy"].nunique()
+        epochs = max(remedies.index, key=lambda e: (remedies[e], e))
+        kept.append(group[group["epochs"] == epochs])
+    return pd.concat(kept) if kept else table
+
+
+def load_confusions(results_dir):
+    """One row per finished run and remedy whose result file holds a
+    confusion matrix: the run's key columns, its imbalance ratio and the
+    matrix (rows: true class, columns: predicted class).
+
+    The threshold remedy's matrix is read from the file of the run it was
+    derived from. Files written before confusion matrices were recorded are
+    left out.
+    """
+    rows = []
+    for path in sorted(Path(results_dir).glob("runs/*/*/*.json")):
+        result = json.loads(path.read_text())
+        for part in (result, result.get("threshold")):
+            if (part is None or "confusion" not in part
+                    or part["run"].get("status") != "ok"):
+                continue
+            run = dict(COLUMN_DEFAULTS, **part["run"])
+            counts = [row["train_count"] for row in part["per_class"]]
+            rows.append(dict(
+                {key: run.get(key) for key in RUN_KEYS},
+                imbalance_ratio=distributions.imbalance_ratio(counts),
+                confusion=np.asarray(part["confusion"], dtype=float)))
+    table = pd.DataFrame(rows, columns=RUN_KEYS + ["imbalance_ratio",
+                                                   "confusion"])
+    for column in TEXT_COLUMNS:
+        if column in table:
+            table[column] = table[column].astype(str)
+    return table
+
+
 # Names and orders.
 
 def _suite_order(names):
@@ -237,9 +298,42 @@ def overall_stats(runs, dists):
     return stats
 
 
+def remedy_stats(runs, metric):
+    """``metric`` in percent per remedy and distribution: mean, 95%
+    t-interval over seeds (NaN with one seed) and number of seeds."""
+    rows = []
+    for (remedy, dist), group in runs.groupby(["remedy", "distribution"]):
+        mean, _, low, high = metrics.interval(100 * group[metric])
+        rows.append(dict(remedy=remedy, distribution=dist, mean=mean,
+                         low=low, high=high, seeds=group["seed"].nunique()))
+    columns = ["remedy", "distribution", "mean", "low", "high", "seeds"]
+    return pd.DataFrame(rows, columns=columns).set_index(
+        ["remedy", "distribution"])
+
+
+def confusion_percent(matrices):
+    """The sum of confusion matrices, each row in percent of its true
+    class's test images, so the diagonal holds each class's recall."""
+    total = np.sum(list(matrices), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100 * total / total.sum(axis=1, keepdims=True)
+
+
+def most_imbalanced(suite, confusions, count=CONFUSION_DISTRIBUTIONS):
+    """The ``count`` distributions with the largest imbalance ratio, the
+    table's order breaking ties; balanced ones only where no other has
+    results."""
+    ratios = confusions.groupby("distribution")["imbalance_ratio"].max()
+    order = _dist_order(suite, list(ratios.index))
+    if (ratios > 1).any():
+        order = [d for d in order if ratios[d] > 1]
+    return sorted(order, key=lambda d: -ratios[d])[:count]
+
+
 # Drawing.
 
-def _heatmap(ax, values, texts, rows, columns, cmap, norm):
+def _heatmap(ax, values, texts, rows, columns, cmap, norm,
+             size=ANNOTATION_SIZE):
     """Draw a table of values as coloured cells, each with its text in black
     or white, whichever reads better on the cell's colour."""
     cmap = plt.get_cmap(cmap).with_extremes(bad="0.93")
@@ -265,7 +359,7 @@ def _heatmap(ax, values, texts, rows, columns, cmap, norm):
                                    else (1, 1, 1, 1))
             dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
             ax.text(j, i, text, ha="center", va="center",
-                    fontsize=ANNOTATION_SIZE if np.isfinite(value) else 7,
+                    fontsize=size if np.isfinite(value) else 7,
                     color="white" if dark else "black")
     return image
 
@@ -426,6 +520,161 @@ def _reference_words():
     return f"paper's balanced {dist} ({total:,} images)"
 
 
+def plot_remedies(suite, model, init, runs):
+    """Overall accuracy (top) and minority-class recall (bottom) per
+    distribution, one series per remedy with its 95% interval over seeds;
+    the balanced distribution's accuracy without a remedy dashed."""
+    # the distributions a remedy was trained on; every distribution where
+    # only the runs without one and their thresholded copies exist
+    trained = runs[~runs["remedy"].isin(["none", "threshold"])]
+    dists = _dist_order(suite, (trained if len(trained) else runs)[
+        "distribution"].unique())
+    shown = runs[runs["distribution"].isin(dists)]
+    remedies = [r for r in runner.REMEDIES if r in set(shown["remedy"])]
+    remedies += sorted(set(shown["remedy"]) - set(remedies))
+
+    fig, axes = plt.subplots(2, 1, figsize=(WIDTH, 7.5), sharex=True,
+                             layout="constrained")
+    panels = (("accuracy", "overall test accuracy (%)"),
+              ("minority_recall", "minority-class recall (%)\n"
+                                  "(classes below the average count)"))
+    for ax, (metric, label) in zip(axes, panels):
+        _remedy_panel(ax, remedy_stats(shown, metric), remedies, dists)
+        ax.set_ylabel(label, fontsize=9)
+
+    handles, _ = axes[0].get_legend_handles_labels()
+    balanced = _balanced_accuracy(suite, runs)
+    if balanced is not None:
+        dist, level = balanced
+        axes[0].axhline(level, color="0.3", linestyle="--", linewidth=1)
+        low, high = axes[0].get_ylim()
+        axes[0].set_ylim(min(low, level - 1), max(high, level + 1))
+        name = dist if "balanced" in dist else f"{dist} (balanced)"
+        handles.append(Line2D([], [], color="0.3", linestyle="--",
+                              linewidth=1, label=f"{name}, no remedy"))
+    # a balanced row has no minority classes, so its slot stays empty
+    for i in (dists.index(d) for d in _balanced(suite) if d in dists):
+        axes[1].text(i, 0.5, "balanced:\nno minority\nclasses",
+                     transform=axes[1].get_xaxis_transform(), ha="center",
+                     va="center", fontsize=8, color="0.45")
+    fig.legend(handles=handles, loc="outside lower center",
+               ncol=len(handles), fontsize=8, frameon=False)
+    axes[1].set_xticks(range(len(dists)),
+                       [_ratio_label(suite, d) for d in dists], fontsize=9)
+    axes[1].set_xlim(-0.5, len(dists) - 0.5)
+    axes[1].set_xlabel("distribution (largest/smallest class)", fontsize=9)
+
+    seeds = shown.groupby(["remedy", "distribution"])["seed"].nunique()
+    spread = ("one seed, so no interval" if seeds.max() == 1
+              else f"mean and 95% interval over {_seed_words(seeds)}")
+    fig.suptitle(f"{suite} suite, {_series_label(model, init)}: remedies "
+                 f"for class imbalance, {spread}, "
+                 f"{_epoch_words(runs['epochs'])}", fontsize=10)
+    return fig
+
+
+def _remedy_panel(ax, stats, remedies, dists):
+    """One point per remedy and distribution, side by side, with its
+    interval from ``remedy_stats``."""
+    x = np.arange(len(dists))
+    offset = min(0.13, 0.75 / len(remedies))
+    for k, remedy in enumerate(remedies):
+        chosen = stats.loc[remedy].reindex(dists)
+        shift = (k - (len(remedies) - 1) / 2) * offset
+        # no bar where one seed gives no interval
+        spread = np.nan_to_num(np.vstack([chosen["mean"] - chosen["low"],
+                                          chosen["high"] - chosen["mean"]]))
+        ax.errorbar(x + shift, chosen["mean"], yerr=spread, label=remedy,
+                    marker=REMEDY_MARKERS.get(remedy, "o"),
+                    color=REMEDY_COLOURS.get(remedy, "black"),
+                    linestyle="", capsize=2.5, markersize=5)
+    ax.set_ylim(_percent_limits(stats))
+    ax.grid(axis="y", color="0.85", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def _percent_limits(stats):
+    """Y limits that show every mean and interval, within 0-100%; the
+    intervals of two seeds are wide, and are cut at the limits."""
+    values = stats[["mean", "low", "high"]].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0, 100
+    low, high = max(values.min(), 0), min(values.max(), 100)
+    pad = max(0.05 * (high - low), 1)
+    # a little past 0 and 100, so markers there are drawn whole
+    return max(low - pad, -2), min(high + pad, 102)
+
+
+def _epoch_words(epochs):
+    values = sorted(set(int(e) for e in epochs))
+    return (", ".join(map(str, values))
+            + (" epoch" if values == [1] else " epochs"))
+
+
+def _balanced_accuracy(suite, runs):
+    """(name, mean accuracy in percent) of the suite's balanced
+    distribution without a remedy, or None where it has no runs."""
+    for dist in _balanced(suite):
+        chosen = runs[(runs["distribution"] == dist)
+                      & (runs["remedy"] == "none")]
+        if len(chosen):
+            return dist, 100 * chosen["accuracy"].mean()
+    return None
+
+
+def plot_confusion(suite, model, init, confusions):
+    """Confusion matrices in percent of each true class, summed over seeds:
+    the most imbalanced distributions by row, remedies by column."""
+    dists = most_imbalanced(suite, confusions)
+    confusions = confusions[confusions["distribution"].isin(dists)]
+    remedies = [r for r in CONFUSION_REMEDIES
+                if r in set(confusions["remedy"])]
+    classes = list(distributions.CLASSES)
+    norm = colors.PowerNorm(0.5, 0, 100)  # widens the scale of small errors
+
+    fig, axes = plt.subplots(
+        len(dists), len(remedies), squeeze=False, layout="constrained",
+        figsize=(WIDTH, 1.3 + 3.0 * len(dists)))
+    for row, dist in enumerate(dists):
+        ratio = confusions.loc[confusions["distribution"] == dist,
+                               "imbalance_ratio"].max()
+        for col, remedy in enumerate(remedies):
+            ax = axes[row][col]
+            chosen = confusions[(confusions["distribution"] == dist)
+                                & (confusions["remedy"] == remedy)]
+            ax.set_title(f"{dist} ({ratio:.3g}x), {remedy}", fontsize=9)
+            if chosen.empty:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=9, color="0.4")
+                ax.set_axis_off()
+                continue
+            values = confusion_percent(chosen["confusion"])
+            texts = [[f"{v:.0f}" if v >= 1 else "" for v in line]
+                     for line in values]
+            image = _heatmap(ax, values, texts, classes[:len(values)],
+                             classes[:len(values)], "Blues", norm, size=6)
+            ax.set_aspect("equal")
+            ax.tick_params(labelsize=7, labelleft=col == 0,
+                           labelbottom=row == len(dists) - 1)
+        axes[row][0].set_ylabel("true class", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("predicted class", fontsize=8)
+
+    fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01,
+                 ticks=[0, 1, 5, 10, 25, 50, 75, 100]).set_label(
+        "% of the true class's test images")
+    seeds = confusions.groupby(["distribution", "remedy"])["seed"].nunique()
+    fig.suptitle(f"{suite} suite, {_series_label(model, init)}: confusion "
+                 f"matrices of the most imbalanced distributions, summed "
+                 f"over {_seed_words(seeds)}, "
+                 f"{_epoch_words(confusions['epochs'])}\n"
+                 f"each row in % of its true class's test images, so the "
+                 f"diagonal is recall; cells under 1% left blank",
+                 fontsize=10)
+    return fig
+
+
 def plot_accuracy_vs_count(per_class):
     """Per-class accuracy against the class's training images, every run a
     point; one panel per model, colour by class, marker by suite."""
@@ -551,28 +800,34 @@ def main(argv=None):
     runs, per_class = load_results(args.results)
     if runs.empty:
         return 0
-    runs, per_class = select_runs(runs, per_class, args.remedy)
-    if runs.empty or per_class.empty:
+    chosen, chosen_class = select_runs(runs, per_class, args.remedy)
+    if chosen.empty or chosen_class.empty:
         print(f"no finished runs with remedy {args.remedy} in "
-              f"{args.results}: wrote the table figures only")
-        return 0
-    remedy = _suffix("default", args.remedy)
+              f"{args.results}: no accuracy figures")
+    else:
+        write_accuracy_figures(chosen, chosen_class, args.remedy, out)
+    write_remedy_figures(runs, args.results, out)
+    return 0
+
+
+def write_accuracy_figures(runs, per_class, remedy, out):
+    """The accuracy, overall, accuracy-vs-count and paper-vs-small figures
+    of the runs made with ``remedy``."""
+    suffix = _suffix("default", remedy)
     suites = _suite_order(
         list(distributions.SUITES) + list(runs["suite"].unique()))
 
     # one accuracy table per suite, model and initialisation
     for model, init in _series(runs):
         for suite in suites:
-            name = f"accuracy_{suite}_{model}{_suffix(init, args.remedy)}"
+            name = f"accuracy_{suite}_{model}{_suffix(init, remedy)}"
             pick = ((runs["suite"] == suite) & (runs["model"] == model)
                     & (runs["init"] == init))
             pick_class = ((per_class["suite"] == suite)
                           & (per_class["model"] == model)
                           & (per_class["init"] == init))
             if not pick.any():
-                init_words = "" if init == "default" else f", init {init}"
-                _skip(name, f"no results for suite {suite}, model "
-                            f"{model}{init_words}")
+                _skip(name, f"no results for {_run_words(suite, model, init)}")
                 continue
             _save(plot_accuracy(suite, model, init, runs[pick],
                                 per_class[pick_class]), out / f"{name}.png")
@@ -586,21 +841,21 @@ def main(argv=None):
         if level.notna().any():
             reference[(model, init)] = level.dropna().iloc[0]
     for suite in suites:
-        name = f"overall_{suite}{remedy}"
+        name = f"overall_{suite}{suffix}"
         chosen = runs[runs["suite"] == suite]
         if chosen.empty:
             _skip(name, f"no results for suite {suite}")
             continue
         _save(plot_overall(suite, chosen, reference), out / f"{name}.png")
 
-    name = f"accuracy_vs_count{remedy}"
+    name = f"accuracy_vs_count{suffix}"
     chosen = per_class[per_class["init"] == "default"]
     if chosen.empty:
         _skip(name, "no results with the default initialisation")
     else:
         _save(plot_accuracy_vs_count(chosen), out / f"{name}.png")
 
-    name = f"paper_vs_small{remedy}"
+    name = f"paper_vs_small{suffix}"
     both = sorted(set(_series(runs[runs["suite"] == "paper"]))
                   & set(_series(runs[runs["suite"] == "small"])),
                   key=_series_key)
@@ -609,7 +864,53 @@ def main(argv=None):
     else:
         _save(plot_paper_vs_small(runs, per_class, both),
               out / f"{name}.png")
-    return 0
+
+
+def write_remedy_figures(runs, results_dir, out):
+    """The remedies and confusion figures of every suite, model and
+    initialisation, from the finished runs of every remedy."""
+    finished = runs[runs["status"] == "ok"]
+    runs = comparable_runs(finished)
+    if len(runs) < len(finished):
+        print(f"note: the remedy figures leave out {len(finished) - len(runs)}"
+              f" runs with other epochs than most remedies of their suite "
+              f"and model")
+    if "minority_recall" not in runs:
+        # tables written before the metric was recorded
+        runs = runs.assign(minority_recall=np.nan)
+    confusions = comparable_runs(load_confusions(results_dir))
+    suites = _suite_order(
+        list(distributions.SUITES) + list(runs["suite"].unique()))
+
+    for model, init in _series(runs):
+        for suite in suites:
+            words = _run_words(suite, model, init)
+            name = f"remedies_{suite}_{model}{_suffix(init, 'none')}"
+            chosen = runs[(runs["suite"] == suite) & (runs["model"] == model)
+                          & (runs["init"] == init)]
+            found = sorted(set(chosen["remedy"]))
+            if len(found) < 2:
+                _skip(name, f"only remedy {found[0]} has results for {words}"
+                            if found else f"no results for {words}")
+            else:
+                _save(plot_remedies(suite, model, init, chosen),
+                      out / f"{name}.png")
+
+            name = f"confusion_{suite}_{model}{_suffix(init, 'none')}"
+            chosen = confusions[(confusions["suite"] == suite)
+                                & (confusions["model"] == model)
+                                & (confusions["init"] == init)]
+            if chosen.empty:
+                _skip(name, f"no result file under {results_dir}/runs holds "
+                            f"a confusion matrix for {words}")
+            else:
+                _save(plot_confusion(suite, model, init, chosen),
+                      out / f"{name}.png")
+
+
+def _run_words(suite, model, init):
+    init_words = "" if init == "default" else f", init {init}"
+    return f"suite {suite}, model {model}{init_words}"
 
 
 if __name__ == "__main__":

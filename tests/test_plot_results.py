@@ -2,13 +2,16 @@
 
 import contextlib
 import io
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import distributions
+import metrics
 import plot_results
+from test_main import run_cli, tiny_args
 
 TABLE_FILES = [f"table_{suite}_{kind}.png"
                for suite in distributions.SUITES
@@ -100,6 +103,11 @@ def test_suite_without_results_is_skipped_with_a_message(plotted):
             "small, model baseline, init caffe") in printed
     assert not (out / "accuracy_extreme_baseline.png").exists()
     assert not (out / "overall_extreme.png").exists()
+    # runs without a remedy and without result files
+    assert ("skip remedies_paper_baseline: only remedy none has results for "
+            "suite paper, model baseline") in printed
+    assert "skip confusion_paper_baseline: no result file under" in printed
+    assert not list(out.glob("remedies_*")) + list(out.glob("confusion_*"))
 
 
 def test_diverged_runs_are_noted_and_left_out_of_the_means(tmp_path,
@@ -169,3 +177,90 @@ def test_table_figures_are_written_without_results(tmp_path, setup):
     written = sorted(p.name for p in (tmp_path / "assets").iterdir())
     assert written == sorted(TABLE_FILES)
     assert "no results" in printed or "no finished runs" in printed
+
+
+# The remedies and confusion figures.
+
+def test_remedy_and_confusion_figures_of_a_real_run(image_folder, tiny_suites,
+                                                    tmp_path):
+    results = tmp_path / "results"
+    assert run_cli(*tiny_args(image_folder, results, "--remedy",
+                              "oversample", "threshold", "--seeds", 0, 1,
+                              "--epochs", 1)) == 0
+    status, printed = run_main(results, tmp_path / "assets")
+    assert status == 0
+    for name in ("remedies_tiny_baseline.png", "confusion_tiny_baseline.png"):
+        path = tmp_path / "assets" / name
+        assert path.stat().st_size > 0 and f"wrote {path}" in printed
+
+    # two distributions, two seeds, three remedies
+    confusions = plot_results.load_confusions(results)
+    assert len(confusions) == 2 * 2 * 3
+    assert plot_results.most_imbalanced("tiny", confusions) == ["one-rare"]
+    # the diagonal is the recall that per_class.csv holds, over both seeds
+    per_class = pd.read_csv(results / "per_class.csv")
+    for remedy in ("none", "oversample", "threshold"):
+        chosen = confusions[(confusions["distribution"] == "one-rare")
+                            & (confusions["remedy"] == remedy)]
+        percent = plot_results.confusion_percent(chosen["confusion"])
+        assert np.allclose(percent.sum(axis=1), 100)
+        rows = per_class[(per_class["distribution"] == "one-rare")
+                         & (per_class["remedy"] == remedy)]
+        by_class = rows.groupby("class_index")[["correct", "test_count"]].sum()
+        assert np.allclose(np.diag(percent), 100 * by_class["correct"]
+                           / by_class["test_count"])
+
+
+def test_confusion_figure_is_skipped_for_files_without_matrices(tmp_path):
+    specs = [("paper", "Dist.1", 0), ("paper", "Dist.3", 0)]
+    results = write_results(tmp_path / "results", specs)
+    # result files as written before confusion matrices were recorded
+    for spec in specs:
+        run, classes = result_rows(*spec)
+        path = results / "runs" / run["suite"] / run["distribution"] / (
+            "baseline-default-none-e10-seed0.json")
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"run": run, "per_class": classes}))
+    assert plot_results.load_confusions(results).empty
+
+    status, printed = run_main(results, tmp_path / "assets")
+    assert status == 0
+    assert (f"skip confusion_paper_baseline: no result file under {results}"
+            f"/runs holds a confusion matrix for suite paper, model "
+            f"baseline") in printed
+    assert not list((tmp_path / "assets").glob("confusion_*"))
+
+
+def test_remedy_stats_are_t_intervals_per_remedy_and_distribution():
+    runs = pd.DataFrame({
+        "remedy": ["none"] * 3 + ["oversample"],
+        "distribution": ["Dist.2"] * 4, "seed": [0, 1, 2, 0],
+        "accuracy": [0.70, 0.72, 0.71, 0.75]})
+    stats = plot_results.remedy_stats(runs, "accuracy")
+    mean, _, low, high = metrics.interval([70, 72, 71])
+    none = stats.loc[("none", "Dist.2")]
+    assert [none["mean"], none["low"], none["high"]] == pytest.approx(
+        [mean, low, high])
+    one = stats.loc[("oversample", "Dist.2")]
+    assert one["mean"] == pytest.approx(75) and np.isnan(one["low"])
+    assert one["seeds"] == 1
+
+
+def test_remedies_are_compared_after_the_same_epochs():
+    # none and threshold at 10 and 30 epochs, oversample only at 10
+    rows = [dict(suite="paper", model="baseline", init="default",
+                 remedy=remedy, epochs=epochs)
+            for epochs in (10, 30) for remedy in ("none", "threshold")]
+    rows.append(dict(rows[0], remedy="oversample"))
+    kept = plot_results.comparable_runs(pd.DataFrame(rows))
+    assert set(kept["epochs"]) == {10} and len(kept) == 3
+
+
+def test_most_imbalanced_prefers_larger_ratios_then_table_order():
+    confusions = pd.DataFrame({
+        "distribution": ["Dist.1", "Dist.2", "Dist.8", "Dist.3"],
+        "imbalance_ratio": [1.0, 1.5, 2.3, 2.3]})
+    assert plot_results.most_imbalanced("paper", confusions) == [
+        "Dist.3", "Dist.8"]
+    balanced_only = confusions[confusions["distribution"] == "Dist.1"]
+    assert plot_results.most_imbalanced("paper", balanced_only) == ["Dist.1"]

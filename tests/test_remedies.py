@@ -87,6 +87,18 @@ def test_metrics_match_a_hand_worked_example():
     # classes below the average count (7/3): classes 1 and 2
     assert run["minority_recall"] == pytest.approx(0.75)
     assert run["rarest_recall"] == pytest.approx(0.5)
+    assert run["top_class_share"] == pytest.approx(3 / 6)
+
+
+def test_a_run_predicting_one_class_counts_as_collapsed():
+    runs = pd.DataFrame({
+        "suite": "s", "distribution": "d", "model": "m", "init": "i",
+        "remedy": "none", "epochs": 1, "seed": [0, 1, 2, 3],
+        "status": ["ok", "ok", "ok", "diverged"],
+        "imbalance_ratio": 2.0, "accuracy": [0.1, 0.5, 0.6, np.nan],
+        "top_class_share": [0.95, 0.2, 0.89, np.nan]})
+    row = metrics.summarise(runs).iloc[0]
+    assert (row["seeds"], row["collapsed"], row["diverged"]) == (3, 1, 1)
 
 
 def test_interval_is_a_t_interval():
