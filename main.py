@@ -30,14 +30,15 @@ import data
 import distributions
 import metrics
 import models
+import parallel
 
 KEY_COLUMNS = ["suite", "distribution", "model", "init", "remedy", "seed",
                "data_seed", "epochs"]
 RUN_COLUMNS = KEY_COLUMNS + [
     "lr", "batch_size", "train_images", "steps", "test_images",
     "imbalance_ratio", *metrics.RUN_METRICS, "train_loss", "train_accuracy",
-    "status", "wall_seconds", "device", "torch_version", "data_source",
-    "finished_at", "run_file",
+    "status", "wall_seconds", "device", "threads", "torch_version",
+    "data_source", "finished_at", "run_file",
 ]
 CLASS_COLUMNS = KEY_COLUMNS + [
     "class_index", "class", "train_count", "test_count", "correct",
@@ -153,6 +154,32 @@ def parse_args(argv=None):
                              "ImageFolder tree with train/ and test/")
     parser.add_argument("--out-dir", default="./results",
                         help="folder for result files and tables")
+    parser.add_argument("--jobs", default="auto",
+                        help="runs at once on this machine: a number, or "
+                             "auto (one per GPU, or one per CPU core)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of each run; results repeat "
+                             "exactly for the same seeds and threads")
+    parser.add_argument("--shard", default=None,
+                        help="I/N: take only runs I, I+N, I+2N, ... of the "
+                             "grid (0 <= I < N), for array jobs")
+    parser.add_argument("--assemble", action="store_true",
+                        help="only rebuild the tables in --out-dir from the "
+                             "result files")
+    slurm = parser.add_argument_group("SLURM (through submitit)")
+    slurm.add_argument("--slurm", action="store_true",
+                       help="submit the runs as a SLURM job array")
+    slurm.add_argument("--partition", default=None,
+                       help="SLURM partition (default: the cluster's)")
+    slurm.add_argument("--gpus-per-task", type=int, default=1,
+                       help="GPUs of each array task")
+    slurm.add_argument("--cpus-per-task", type=int, default=4,
+                       help="CPU cores of each array task")
+    slurm.add_argument("--time", type=int, default=240,
+                       help="time limit of each array task, in minutes")
+    slurm.add_argument("--array-size", type=int, default=8,
+                       help="number of array tasks; the runs are split "
+                            "between them")
     parser.add_argument("--compile", action="store_true",
                         help="compile the model with torch.compile")
     parser.add_argument("--force", action="store_true",
@@ -180,6 +207,19 @@ def _check_flags(args):
             raise UsageError(f"seeds must not be negative, got {seed}")
     if args.init != "default" and args.model != "baseline":
         raise UsageError("--init caffe applies to --model baseline only")
+    if args.jobs != "auto" and not (args.jobs.isdigit()
+                                    and int(args.jobs) >= 1):
+        raise UsageError(f"--jobs must be a positive number or auto, got "
+                         f"{args.jobs!r}")
+    for flag in ("threads", "array_size", "time", "cpus_per_task"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least "
+                             f"1, got {getattr(args, flag)}")
+    if args.shard is not None:
+        try:
+            args.shard = parallel.parse_shard(args.shard)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
 
 def pick_device(name):
@@ -280,7 +320,7 @@ def make_optimizer(model, run, recipe, phase):
 
 
 def train_run(run, dataset, device, out_dir, compile_model=False,
-              log=print, progress=False):
+              log=print, progress=False, heartbeat=None):
     """Train one run and return its result record."""
     recipe = dict(models.RECIPES[run.model], epochs=run.epochs, lr=run.lr,
                   batch_size=run.batch_size)
@@ -364,6 +404,8 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
             log(f"[{run.label}] loss is {train_loss}: stopping this run as "
                 f"diverged")
             break
+        if heartbeat is not None:
+            heartbeat()
         if epoch + 1 < total_epochs:
             _atomic_save({"model": model.state_dict(),
                           "optimizer": optimizer.state_dict(),
@@ -436,7 +478,8 @@ def _record(run, dataset, recipe, history, logits, status, seconds, device):
         accuracy=float("nan"), train_loss=last.get("train_loss"),
         train_accuracy=last.get("train_accuracy"), status=status,
         wall_seconds=round(seconds, 2), device=_device_name(device),
-        torch_version=torch.__version__, data_source=dataset.source,
+        threads=torch.get_num_threads(), torch_version=torch.__version__,
+        data_source=dataset.source,
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     class_rows = [dict(keys, class_index=c, train_count=run.counts[c],
                        test_count=int(test_counts[c]), correct=None,
@@ -577,10 +620,13 @@ def assemble_tables(out_dir):
     return runs, per_class
 
 
-def finished(run, out_dir, log):
-    """Whether the run already has a result for the current table row."""
+def finished(run, out_dir, log, force_before=None):
+    """Whether the run already has a result for the current table row (and,
+    with ``force_before``, one written after that time)."""
     path = run.result_path(out_dir)
     if not path.exists():
+        return False
+    if force_before is not None and path.stat().st_mtime < force_before:
         return False
     stored = [row["train_count"] for row in load_result(path)["per_class"]]
     if tuple(stored) != tuple(run.counts):
@@ -608,9 +654,14 @@ def main(argv=None):
 
 def run_all(args, log=None):
     log = log or (lambda line: print(line, flush=True))
+    out_dir = Path(args.out_dir)
+    if args.assemble:
+        runs, _ = assemble_tables(out_dir)
+        log(f"assembled {len(runs)} rows into {out_dir / 'runs.csv'}, "
+            f"{out_dir / 'per_class.csv'} and {out_dir / 'summary.csv'}")
+        return 0
     device = pick_device(args.device)
     selected = distributions.select(args.suite, args.dist)
-    out_dir = Path(args.out_dir)
 
     if args.dry_run:
         try:
@@ -621,8 +672,9 @@ def run_all(args, log=None):
             dataset = data.synthetic_dataset()
         dataset = _shrink_test_set(dataset, per_class=20)
         selected = [(s, d, dry_run_counts(c)) for s, d, c in selected]
-        args.epochs = 1
+        args.epochs, args.jobs = 1, "1"
         out_dir = Path(tempfile.mkdtemp(prefix="imbalance-dry-run-"))
+        args.out_dir = str(out_dir)
     else:
         dataset = data.load_dataset(args.data_dir, log=log)
 
@@ -632,6 +684,10 @@ def run_all(args, log=None):
         distributions.validate(suite, dist, counts, available,
                                dataset.classes)
     runs = plan_runs(args, selected)
+    if args.shard is not None:
+        runs = parallel.take_shard(runs, args.shard)
+    # --force reruns what was finished before this command started, once
+    args.force_before = time.time() if args.force else None
 
     recipe = dict(models.RECIPES[args.model], epochs=runs[0].epochs,
                   lr=runs[0].lr, batch_size=runs[0].batch_size)
@@ -640,28 +696,87 @@ def run_all(args, log=None):
     log(f"device {_device_name(device)}, torch {torch.__version__}, "
         f"{len(runs)} runs, results in {out_dir}")
 
-    progress = sys.stdout.isatty()
-    done = skipped = 0
+    if args.slurm:
+        pending = [r for r in runs
+                   if not finished(r, out_dir, log, args.force_before)]
+        if pending:
+            parallel.submit_slurm(execute, args, pending, out_dir, log)
+        else:
+            log("every run already has results")
+        return 0
+    jobs = resolve_jobs(args.jobs, device, args.threads)
+    if jobs > 1 and len(runs) > 1:
+        code = parallel.run_workers(execute, args, runs, min(jobs, len(runs)),
+                                    device.type, log)
+    else:
+        code = execute(args, runs, dataset=dataset, log=log)
+    assemble_tables(out_dir)
+    log(f"tables in {out_dir / 'runs.csv'}, {out_dir / 'per_class.csv'} "
+        f"and {out_dir / 'summary.csv'}")
+    return code
+
+
+def resolve_jobs(jobs, device, threads):
+    """``--jobs auto``: one worker per GPU, or as many CPU workers as the
+    cores allow at ``threads`` threads each."""
+    if jobs != "auto":
+        return int(jobs)
+    if device.type == "cuda":
+        return max(1, parallel.available_gpus())
+    if device.type == "cpu":
+        return max(1, len(os.sched_getaffinity(0)) // threads)
+    return 1
+
+
+def execute(args, runs, worker=None, dataset=None, log=None):
+    """Train every run of the list that has no result and that no other
+    worker holds. A worker (``worker`` set) loads its own copy of the data
+    and leaves assembling the tables to its parent."""
+    prefix = "" if worker is None else f"[worker {worker}] "
+    if log is None:
+        def log(line):
+            print(prefix + line, flush=True)
+    device = pick_device(args.device)
+    if device.type == "cpu" or worker is not None:
+        torch.set_num_threads(args.threads)
+    if dataset is None:
+        dataset = data.load_dataset(args.data_dir, log=lambda line: None)
+    out_dir = Path(args.out_dir)
+    progress = sys.stdout.isatty() and worker is None
+    done = skipped = held = 0
     for i, run in enumerate(runs, 1):
-        path = run.result_path(out_dir)
-        if not args.force and finished(run, out_dir, log):
+        if finished(run, out_dir, log, args.force_before):
             skipped += 1
             continue
-        log(f"[{run.label}] run {i}/{len(runs)}: {sum(run.counts)} images, "
-            f"imbalance {distributions.imbalance_ratio(run.counts):.1f}x")
-        result = train_run(run, dataset, device, out_dir, args.compile,
-                           log, progress)
-        save_result(result, path)
-        run.checkpoint_path(out_dir).unlink(missing_ok=True)
-        row = result["run"]
-        log(f"[{run.label}] {row['status']}: test accuracy "
-            f"{100 * row['accuracy']:.2f}% in {row['wall_seconds']:.0f} s")
-        assemble_tables(out_dir)
-        done += 1
-
-    assemble_tables(out_dir)
-    log(f"finished: {done} trained, {skipped} already had results; tables "
-        f"in {out_dir / 'runs.csv'} and {out_dir / 'per_class.csv'}")
+        lock = parallel.claim(run.result_path(out_dir).with_suffix(".lock"))
+        if lock is None:
+            held += 1
+            continue
+        try:
+            # another worker may have finished it since the check above
+            if finished(run, out_dir, log, args.force_before):
+                skipped += 1
+                continue
+            log(f"[{run.label}] run {i}/{len(runs)}: {sum(run.counts)} "
+                f"images, imbalance "
+                f"{distributions.imbalance_ratio(run.counts):.1f}x")
+            result = train_run(run, dataset, device, out_dir, args.compile,
+                               log, progress, heartbeat=lock.heartbeat)
+            path = run.result_path(out_dir)
+            save_result(result, path)
+            run.checkpoint_path(out_dir).unlink(missing_ok=True)
+            row = result["run"]
+            log(f"[{run.label}] {row['status']}: test accuracy "
+                f"{100 * row['accuracy']:.2f}% in "
+                f"{row['wall_seconds']:.0f} s")
+            if worker is None:
+                assemble_tables(out_dir)
+            done += 1
+        finally:
+            lock.release()
+    held_note = f", {held} held by other workers" if held else ""
+    log(f"finished: {done} trained, {skipped} already had results"
+        f"{held_note}")
     return 0
 
 

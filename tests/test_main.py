@@ -15,7 +15,7 @@ def run_cli(*args):
 def tiny_args(image_folder, out_dir, *extra):
     return ("--suite", "tiny", "--data-dir", image_folder, "--out-dir",
             out_dir, "--epochs", 2, "--batch-size", 16, "--device", "cpu",
-            *extra)
+            "--jobs", 1, *extra)
 
 
 def read_tables(out_dir, remedy="none"):

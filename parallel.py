@@ -1,0 +1,207 @@
+"""Spreading the runs of a grid over processes, GPUs and cluster nodes.
+
+The runs are independent and each writes its own result file, so workers
+need no scheduler of their own: they walk the grid in its fixed order and
+claim a run by creating a lock file beside its result with ``O_EXCL``. A
+worker that dies leaves a lock whose process is gone (or, on another host,
+whose heartbeat has stopped); the next worker to reach that run takes it
+over and resumes it from its last checkpoint.
+
+- ``--jobs N``: N worker processes on this machine, one per GPU when there
+  are GPUs, each with ``--threads`` CPU threads otherwise.
+- ``--shard I/N``: this process takes runs I, I+N, I+2N, ... of the grid, so
+  a batch system can run the shards as an array job.
+- ``--slurm``: the shards submitted as a SLURM job array through submitit.
+"""
+
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+# a lock from another host counts as abandoned after this long without a
+# heartbeat (its worker touches it after every epoch)
+LOCK_TIMEOUT_SECONDS = 2 * 3600
+
+
+def parse_shard(text):
+    """``"I/N"`` as a pair of integers with 0 <= I < N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N, for example 0/4; "
+                         f"got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text}: I must be between 0 and N-1")
+    return index, count
+
+
+def take_shard(runs, shard):
+    index, count = shard
+    return runs[index::count]
+
+
+def split(runs, parts):
+    """``parts`` interleaved shares of the runs, none empty."""
+    parts = max(1, min(parts, len(runs)))
+    return [runs[i::parts] for i in range(parts)]
+
+
+# Claiming runs.
+
+class Lock:
+    """A claim on one run, held by this process until released."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def heartbeat(self):
+        self.path.touch()
+
+    def release(self):
+        self.path.unlink(missing_ok=True)
+
+
+def claim(path):
+    """A Lock on ``path``, or None when a live worker holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = f"{socket.gethostname()} {os.getpid()}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if not _abandoned(path):
+                return None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        return Lock(path)
+    return None
+
+
+def _abandoned(path):
+    try:
+        host, pid = path.read_text().split()
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        # vanished, or caught half-written: let the next pass decide
+        return False
+    if host == socket.gethostname():
+        return not _alive(int(pid))
+    return age > LOCK_TIMEOUT_SECONDS
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a finished child that nobody has waited for is not at work
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+# Workers on this machine.
+
+def available_gpus():
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_workers(target, args, runs, jobs, device_type, log):
+    """Run ``target(args, runs, worker)`` in ``jobs`` processes, each with
+    the whole list: they share it through the run locks. Returns the exit
+    code: 0, or 130 after Ctrl-C."""
+    gpus = available_gpus() if device_type == "cuda" else 0
+    context = multiprocessing.get_context("spawn")
+    workers = []
+    for worker in range(jobs):
+        env = {}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
+        process = context.Process(target=_worker_main,
+                                  args=(target, args, runs, worker, env))
+        process.start()
+        workers.append(process)
+    where = (f"one per GPU ({gpus} GPUs)" if gpus else
+             f"{args.threads} CPU thread(s) each")
+    log(f"{jobs} workers, {where}")
+    try:
+        for process in workers:
+            process.join()
+    except KeyboardInterrupt:
+        log("interrupted: stopping the workers; finished runs are saved")
+        _stop(workers)
+        return 130
+    failed = [w for w in workers if w.exitcode not in (0, None)]
+    if failed:
+        log(f"{len(failed)} worker(s) ended with an error; rerun the same "
+            f"command to finish their runs")
+        return 1
+    return 0
+
+
+def _worker_main(target, args, runs, worker, env):
+    os.environ.update(env)
+    try:
+        target(args, runs, worker)
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+
+
+def _stop(workers, grace=30):
+    """Workers get Ctrl-C from the terminal too; wait for them to release
+    their locks, then end those that do not stop."""
+    for process in workers:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.time() + grace
+    for process in workers:
+        process.join(max(0.0, deadline - time.time()))
+        if process.is_alive():
+            process.terminate()
+            process.join()
+
+
+# SLURM through submitit.
+
+def submit_slurm(target, args, runs, out_dir, log, cluster=None):
+    """Submit the runs as a job array of shards; returns the jobs.
+
+    ``cluster="local"`` runs the same jobs as local processes (submitit's
+    local executor), which is how the tests exercise this path.
+    """
+    import submitit
+
+    repo = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (repo, os.environ.get("PYTHONPATH")) if p)
+    folder = Path(out_dir) / "slurm" / "%j"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    parameters = dict(
+        name="imbalance-cifar", timeout_min=args.time,
+        gpus_per_node=args.gpus_per_task, tasks_per_node=1,
+        cpus_per_task=args.cpus_per_task,
+        slurm_array_parallelism=args.array_size)
+    if args.partition:
+        parameters["slurm_partition"] = args.partition
+    executor.update_parameters(**parameters)
+    shards = split(runs, args.array_size)
+    with executor.batch():
+        jobs = [executor.submit(target, args, shard, None)
+                for shard in shards]
+    ids = ", ".join(job.job_id for job in jobs)
+    log(f"submitted {len(runs)} runs as {len(jobs)} tasks: {ids}")
+    log(f"follow: squeue --me; logs in {folder.parent}/<job id>/")
+    log(f"collect: python main.py --assemble --out-dir {out_dir}; running "
+        f"the same command again submits only the runs without results")
+    return jobs
