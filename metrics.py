@@ -103,11 +103,13 @@ def interval(values, confidence=0.95):
     return mean, std, mean - half, mean + half
 
 
-GROUP = ["suite", "distribution", "model", "init", "remedy", "epochs"]
+GROUP = ["suite", "distribution", "model", "init", "remedy", "precision",
+         "epochs"]
 
 
 def summarise(runs):
-    """One row per (suite, distribution, model, init, remedy, epochs): the
+    """One row per (suite, distribution, model, init, remedy, precision,
+    epochs): the
     number of seeds, how many runs collapsed onto one class or diverged, and
     for each run metric its mean, standard deviation and
     95% interval. Two paired comparisons are added, each a per-seed

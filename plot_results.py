@@ -55,11 +55,13 @@ import main as runner  # noqa: E402
 import metrics  # noqa: E402
 
 # the columns that identify a run, in both result tables
-RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "seed",
+RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "precision",
+            "seed",
             "data_seed", "epochs"]
 # values for columns that tables written by older versions lack
-COLUMN_DEFAULTS = {"init": "default", "remedy": "none"}
-TEXT_COLUMNS = ["suite", "distribution", "model", "init", "remedy", "status",
+COLUMN_DEFAULTS = {"init": "default", "remedy": "none", "precision": "fp32"}
+TEXT_COLUMNS = ["suite", "distribution", "model", "init", "remedy",
+                "precision", "status",
                 "class"]
 
 WIDTH = 10          # inches; at DPI about 1,200 px, shown at ~900 in a README
@@ -783,6 +785,9 @@ def parse_args(argv=None):
                         help="folder the PNG files are written to")
     parser.add_argument("--remedy", default="none",
                         help="plot the runs made with this remedy")
+    parser.add_argument("--precision", default="bf16",
+                        help="plot the runs trained at this precision "
+                             "(bf16 or fp32)")
     return parser.parse_args(argv)
 
 
@@ -800,14 +805,25 @@ def main(argv=None):
     runs, per_class = load_results(args.results)
     if runs.empty:
         return 0
+    runs, per_class = keep_precision(runs, per_class, args.precision)
     chosen, chosen_class = select_runs(runs, per_class, args.remedy)
     if chosen.empty or chosen_class.empty:
         print(f"no finished runs with remedy {args.remedy} in "
               f"{args.results}: no accuracy figures")
     else:
         write_accuracy_figures(chosen, chosen_class, args.remedy, out)
-    write_remedy_figures(runs, args.results, out)
+    write_remedy_figures(runs, args.results, out, args.precision)
     return 0
+
+
+def keep_precision(runs, per_class, precision):
+    """Only the runs trained at ``precision``, so that a mean never mixes
+    precisions; a printed note counts the others."""
+    other = runs["precision"] != precision
+    if other.any():
+        print(f"note: {int(other.sum())} runs at another precision than "
+              f"{precision} are left out (see --precision)")
+    return (runs[~other], per_class[per_class["precision"] == precision])
 
 
 def write_accuracy_figures(runs, per_class, remedy, out):
@@ -866,7 +882,7 @@ def write_accuracy_figures(runs, per_class, remedy, out):
               out / f"{name}.png")
 
 
-def write_remedy_figures(runs, results_dir, out):
+def write_remedy_figures(runs, results_dir, out, precision):
     """The remedies and confusion figures of every suite, model and
     initialisation, from the finished runs of every remedy."""
     finished = runs[runs["status"] == "ok"]
@@ -878,7 +894,9 @@ def write_remedy_figures(runs, results_dir, out):
     if "minority_recall" not in runs:
         # tables written before the metric was recorded
         runs = runs.assign(minority_recall=np.nan)
-    confusions = comparable_runs(load_confusions(results_dir))
+    confusions = load_confusions(results_dir)
+    confusions = comparable_runs(
+        confusions[confusions["precision"] == precision])
     suites = _suite_order(
         list(distributions.SUITES) + list(runs["suite"].unique()))
 

@@ -67,6 +67,10 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2,
                         help="DataLoader worker processes for the usual way")
+    parser.add_argument("--precision", choices=["bf16", "fp32"],
+                        default="bf16", help="as main.py's --precision")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: all cores)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model in all three")
     parser.add_argument("--skip-suite", action="store_true",
@@ -99,7 +103,7 @@ def timed(fn, device):
     return time.perf_counter() - start
 
 
-def ceiling(model_name, device, batch_size, steps, compile_model):
+def ceiling(model_name, device, batch_size, steps, compile_model, precision):
     model, forward, optimizer, _ = setup(model_name, device, compile_model)
     x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(
         memory_format=torch.channels_last)
@@ -107,7 +111,7 @@ def ceiling(model_name, device, batch_size, steps, compile_model):
 
     def loop(n):
         for _ in range(n):
-            with main.autocast(device):
+            with main.autocast(device, precision):
                 loss = F.cross_entropy(forward(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -127,8 +131,8 @@ class _Capped:
         return itertools.islice(self.batches.epoch(epoch), self.steps)
 
 
-def runner(model_name, device, batch_size, steps, compile_model, dataset,
-           indices):
+def runner(model_name, device, batch_size, steps, compile_model, precision,
+           dataset, indices):
     model, forward, optimizer, recipe = setup(model_name, device,
                                               compile_model)
     normalise = data.Normalise(recipe["input"], dataset.train_images,
@@ -141,14 +145,14 @@ def runner(model_name, device, batch_size, steps, compile_model, dataset,
 
     def epoch(e, n):
         main.train_epoch(forward, optimizer, _Capped(batches, n), e, 0,
-                         lambda step: recipe["lr"], None, device)
+                         lambda step: recipe["lr"], None, device, precision)
 
     epoch(0, 5)
     return steps * batch_size / timed(lambda: epoch(1, steps), device)
 
 
-def usual(model_name, device, batch_size, steps, compile_model, data_dir,
-          indices, workers, mean_image):
+def usual(model_name, device, batch_size, steps, compile_model, precision,
+          data_dir, indices, workers, mean_image):
     """The per-image way: torchvision ImageFolder, transforms per image in
     DataLoader workers, batches copied to the device."""
     from torchvision import datasets, transforms
@@ -185,7 +189,7 @@ def usual(model_name, device, batch_size, steps, compile_model, data_dir,
             x = x.to(device, non_blocking=True).contiguous(
                 memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
-            with main.autocast(device):
+            with main.autocast(device, precision):
                 loss = F.cross_entropy(forward(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -231,9 +235,9 @@ batches = data.Batches(dataset.train_images.to(device),
 x, y = next(batches.epoch(0))
 print("first_step", time.time(), flush=True)
 main.train_epoch(model, optimizer, batches, 0, 0, lambda s: recipe["lr"],
-                 None, device)
+                 None, device, {precision!r})
 start = time.perf_counter()
-main.evaluate(model, dataset.test_images, normalise, device)
+main.evaluate(model, dataset.test_images, normalise, device, {precision!r})
 print("evaluate", time.perf_counter() - start)
 print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -242,7 +246,8 @@ print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 def child_report(args, device, use_cache):
     code = CHILD.format(root=str(ROOT), data_dir=str(args.data_dir),
                         use_cache=use_cache, suite=args.suite,
-                        dist=args.dist, device=str(device))
+                        dist=args.dist, device=str(device),
+                        precision=args.precision)
     launched = time.time()
     output = subprocess.run([sys.executable, "-c", code], check=True,
                             capture_output=True, text=True).stdout
@@ -277,6 +282,8 @@ def suite_report(args, device, runner_speed):
 def main_():
     args = parse_args()
     device = main.pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dataset = data.load_dataset(args.data_dir, log=lambda line: None)
     counts = distributions.SUITES[args.suite][args.dist]
     indices = data.subset_indices(dataset.train_labels, counts, 0)
@@ -285,7 +292,8 @@ def main_():
     print(f"device {main._device_name(device)}, torch {torch.__version__}, "
           f"numpy {np.__version__}, python {platform.python_version()}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} cores")
-    print(f"training images: {args.suite}/{args.dist} "
+    print(f"precision {args.precision}; training images: "
+          f"{args.suite}/{args.dist} "
           f"({len(indices)} images); usual way: {args.workers} workers")
     baseline_runner = None
     for model_name in args.model:
@@ -296,14 +304,12 @@ def main_():
                                else len(indices) // batch_size)
         measured = {"ceiling": [], "runner": [], "usual": []}
         for _ in range(args.repeats):
-            measured["ceiling"].append(ceiling(
-                model_name, device, batch_size, steps, args.compile))
-            measured["runner"].append(runner(
-                model_name, device, batch_size, steps, args.compile, dataset,
-                indices))
-            measured["usual"].append(usual(
-                model_name, device, batch_size, steps, args.compile,
-                args.data_dir, indices, args.workers, mean_image))
+            common = (model_name, device, batch_size, steps, args.compile,
+                      args.precision)
+            measured["ceiling"].append(ceiling(*common))
+            measured["runner"].append(runner(*common, dataset, indices))
+            measured["usual"].append(usual(*common, args.data_dir, indices,
+                                           args.workers, mean_image))
         print(f"\n{model_name}, batch {batch_size}, {steps} steps per "
               f"measurement:")
         for name, values in measured.items():

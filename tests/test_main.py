@@ -49,7 +49,7 @@ def test_same_seeds_give_identical_results(image_folder, tiny_suites,
         assert run_cli(*tiny_args(image_folder, tmp_path / name)) == 0
     a, b = (read_tables(tmp_path / n)[1] for n in ("a", "b"))
     assert a["correct"].tolist() == b["correct"].tolist()
-    result = "runs/tiny/balanced/baseline-default-none-e2-lr0.001-bs16-seed0-data0"
+    result = "runs/tiny/balanced/baseline-default-none-e2-lr0.001-bs16-bf16-seed0-data0"
     loss = [json.loads((tmp_path / n / f"{result}.json").read_text())
             ["history"][-1]["train_loss"] for n in ("a", "b")]
     assert loss[0] == loss[1]
@@ -195,3 +195,18 @@ def test_help_states_defaults(capsys):
     for default in ("default: baseline", "default: ['paper']",
                     "default: ./data", "default: ./results", "baseline 10"):
         assert default in " ".join(text.split())
+
+
+def test_precision_is_part_of_a_run_and_float32_is_available(
+        image_folder, tiny_suites, tmp_path):
+    out = tmp_path / "out"
+    for precision in ("bf16", "fp32"):
+        assert run_cli(*tiny_args(image_folder, out, "--precision",
+                                  precision)) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    none = runs[runs["remedy"] == "none"]
+    assert sorted(none["precision"]) == ["bf16", "bf16", "fp32", "fp32"]
+    files = sorted(p.name for p in (out / "runs" / "tiny" / "balanced")
+                   .glob("*.json"))
+    assert [("-bf16-" in f, "-fp32-" in f) for f in files] == [
+        (True, False), (False, True)]

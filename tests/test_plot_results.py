@@ -28,7 +28,8 @@ def result_rows(suite, dist, seed, init="default", status="ok",
     """One run row and its ten per-class rows, as main.py writes them."""
     counts = distributions.SUITES[suite][dist]
     key = dict(suite=suite, distribution=dist, model="baseline", init=init,
-               remedy=remedy, seed=seed, data_seed=0, epochs=epochs)
+               remedy=remedy, precision="bf16", seed=seed, data_seed=0,
+               epochs=epochs)
     ok = status == "ok"
     # a little spread over classes and seeds, as real runs have
     per_class = [accuracy + 0.02 * (c % 3) + 0.01 * seed for c in range(10)]
@@ -145,12 +146,29 @@ def test_accuracy_cells_follow_table_and_class_order(tmp_path):
 
 def test_older_tables_without_init_and_remedy_load(tmp_path):
     results = write_results(tmp_path, [("paper", "Dist.1", 0)],
-                            drop=("init", "remedy"))
+                            drop=("init", "remedy", "precision"))
     runs, per_class = plot_results.load_results(results)
     for table in (runs, per_class):
         assert set(table["init"]) == {"default"}
         assert set(table["remedy"]) == {"none"}
+        assert set(table["precision"]) == {"fp32"}
     assert set(per_class["status"]) == {"ok"}
+
+
+def test_only_the_chosen_precision_is_plotted(tmp_path, capsys):
+    results = write_results(tmp_path / "r", [("paper", "Dist.1", 0),
+                                             ("paper", "Dist.2", 0)])
+    runs = pd.read_csv(results / "runs.csv")
+    runs.loc[1, "precision"] = "fp32"
+    runs.to_csv(results / "runs.csv", index=False)
+    per_class = pd.read_csv(results / "per_class.csv")
+    per_class.loc[per_class["distribution"] == "Dist.2", "precision"] = "fp32"
+    per_class.to_csv(results / "per_class.csv", index=False)
+    kept, kept_class = plot_results.keep_precision(
+        *plot_results.load_results(results), "bf16")
+    assert list(kept["distribution"]) == ["Dist.1"]
+    assert set(kept_class["distribution"]) == {"Dist.1"}
+    assert "1 runs at another precision than bf16" in capsys.readouterr().out
 
 
 def test_shorter_runs_are_left_out(tmp_path, capsys):
