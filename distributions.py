@@ -217,9 +217,8 @@ def validate_all(suites=None, available=None, classes=CLASSES):
 
 
 def imbalance_ratio(counts):
-    """Largest class count over smallest non-zero class count."""
-    nonzero = [c for c in counts if c > 0]
-    return max(nonzero) / min(nonzero)
+    """Largest class count over smallest; infinite when a class is empty."""
+    return max(counts) / min(counts) if min(counts) > 0 else math.inf
 
 
 def natural_key(name):

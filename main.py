@@ -33,7 +33,7 @@ import models
 import parallel
 
 KEY_COLUMNS = ["suite", "distribution", "model", "init", "remedy",
-               "precision", "seed", "data_seed", "epochs"]
+               "dtype", "seed", "data_seed", "epochs"]
 RUN_COLUMNS = KEY_COLUMNS + [
     "lr", "batch_size", "train_images", "steps", "test_images",
     "imbalance_ratio", *metrics.RUN_METRICS, "train_loss", "train_accuracy",
@@ -72,7 +72,7 @@ class Run:
     epochs: int
     lr: float
     batch_size: int
-    precision: str = "bf16"
+    dtype: str = "bf16"
 
     @property
     def label(self):
@@ -87,7 +87,7 @@ class Run:
         counts, which are checked against the table when resuming."""
         return (f"{self.model}-{self.init}-{self.remedy}-e{self.epochs}"
                 f"-lr{self.lr:g}"
-                f"-bs{self.batch_size}-{self.precision}-seed{self.seed}"
+                f"-bs{self.batch_size}-{self.dtype}-seed{self.seed}"
                 f"-data{self.data_seed}")
 
     def result_path(self, out_dir):
@@ -156,7 +156,7 @@ def parse_args(argv=None):
                              "ImageFolder tree with train/ and test/")
     parser.add_argument("--out-dir", default="./results",
                         help="folder for result files and tables")
-    parser.add_argument("--precision", choices=["bf16", "fp32"],
+    parser.add_argument("--dtype", choices=["bf16", "fp32"],
                         default="bf16",
                         help="bf16 autocast (CUDA and CPU) or float32")
     parser.add_argument("--jobs", default="auto",
@@ -241,7 +241,7 @@ def pick_device(name):
     return torch.device(name)
 
 
-def plan_runs(args, selected):
+def plan_runs(args, selected, device=None):
     """Every run of the command, in a fixed order: distributions in table
     order, then remedies, then seeds. The threshold remedy needs the run
     without a remedy, so asking for it plans that run."""
@@ -249,11 +249,14 @@ def plan_runs(args, selected):
     epochs = args.epochs or recipe["epochs"]
     lr = args.lr or recipe["lr"]
     batch_size = args.batch_size or recipe["batch_size"]
+    # MPS has no bf16 autocast here: record what the runs really use
+    dtype = "fp32" if device is not None and device.type == "mps" else (
+        args.dtype)
     remedies = [r for r in TRAINED_REMEDIES
                 if r in args.remedy or (r == "none"
                                         and "threshold" in args.remedy)]
     return [Run(suite, dist, counts, args.model, args.init, remedy, seed,
-                args.data_seed, epochs, lr, batch_size, args.precision)
+                args.data_seed, epochs, lr, batch_size, dtype)
             for suite, dist, counts in selected
             for remedy in remedies for seed in args.seeds]
 
@@ -267,11 +270,11 @@ def dry_run_counts(counts, total=120):
 
 # Training.
 
-def autocast(device, precision):
-    """bf16 autocast for ``precision="bf16"`` on CUDA and on the CPU (where
+def autocast(device, dtype):
+    """bf16 autocast for ``dtype="bf16"`` on CUDA and on the CPU (where
     bf16 matrix units make the baseline 2.6x faster); float32 otherwise,
     and always on MPS."""
-    enabled = precision == "bf16" and device.type in ("cuda", "cpu")
+    enabled = dtype == "bf16" and device.type in ("cuda", "cpu")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
@@ -362,6 +365,11 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device,
                            weights_only=False)
+        if tuple(state.get("counts", ())) != tuple(run.counts):
+            log(f"[{run.label}] the table row changed since the checkpoint "
+                f"was saved: starting afresh")
+            state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         history, first_epoch = state["history"], state["epoch"]
         log(f"[{run.label}] resuming after epoch {first_epoch}")
@@ -390,7 +398,7 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
         bar = _progress(len(batches), f"epoch {epoch + 1}", progress)
         loss_sum, correct, lr = train_epoch(
             forward, optimizer, batches, epoch, phase_epoch * len(batches),
-            lr_at, weights, device, run.precision, bar)
+            lr_at, weights, device, run.dtype, bar)
 
         seen = len(batches.indices)
         train_loss = loss_sum / seen
@@ -415,17 +423,18 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
             _atomic_save({"model": model.state_dict(),
                           "optimizer": optimizer.state_dict(),
                           "phase": phase, "history": history,
+                          "counts": list(run.counts),
                           "epoch": epoch + 1},
                          checkpoint_path)
 
     logits = evaluate(model, dataset.test_images, normalise, device,
-                      run.precision)
+                      run.dtype)
     return _record(run, dataset, recipe, history, logits, status,
                    time.perf_counter() - started, device)
 
 
 def train_epoch(forward, optimizer, batches, epoch, first_step, lr_at,
-                weights, device, precision, bar=None):
+                weights, device, dtype, bar=None):
     """One epoch of optimiser steps; returns the summed loss, the number of
     correct training predictions and the last learning rate. Both sums stay
     on the device until the end, so the loop never waits for the device."""
@@ -436,7 +445,7 @@ def train_epoch(forward, optimizer, batches, epoch, first_step, lr_at,
         lr = lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        with autocast(device, precision):
+        with autocast(device, dtype):
             logits = forward(x)
             loss = F.cross_entropy(logits.float(), y, weight=weights)
         optimizer.zero_grad(set_to_none=True)
@@ -453,13 +462,13 @@ def train_epoch(forward, optimizer, batches, epoch, first_step, lr_at,
 
 
 @torch.no_grad()
-def evaluate(model, images, normalise, device, precision, batch_size=1000):
+def evaluate(model, images, normalise, device, dtype, batch_size=1000):
     """Logits for every test image, in the test set's order."""
     model.eval()
     outputs = []
     for start in range(0, len(images), batch_size):
         x = normalise(images[start:start + batch_size].to(device))
-        with autocast(device, precision):
+        with autocast(device, dtype):
             outputs.append(model(x.contiguous(
                 memory_format=torch.channels_last)).float())
     return torch.cat(outputs).cpu()
@@ -473,7 +482,7 @@ def _record(run, dataset, recipe, history, logits, status, seconds, device):
     last = history[-1] if history else {}
     keys = {"suite": run.suite, "distribution": run.distribution,
             "model": run.model, "init": run.init, "remedy": run.remedy,
-            "precision": run.precision, "seed": run.seed,
+            "dtype": run.dtype, "seed": run.seed,
             "data_seed": run.data_seed,
             "epochs": run.epochs}
     run_row = dict(
@@ -574,7 +583,6 @@ def save_result(result, path):
         _atomic_write(path.with_suffix(".logits.npz"),
                       lambda f: np.savez_compressed(f, logits=logits,
                                                     labels=labels))
-    result["run"]["run_file"] = str(path)
     _write_json(result, path)
 
 
@@ -599,7 +607,10 @@ def _upgrade(result, path):
         if "labels" not in saved:
             return result
         add_metrics(result, saved["logits"], saved["labels"])
+    # keep the file's time: --force compares it with the command's start
+    times = os.stat(path)
     _write_json(result, path)
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
     return result
 
 
@@ -615,9 +626,11 @@ def assemble_tables(out_dir):
         result = _upgrade(load_result(path), path)
         for part in (result, result.get("threshold")):
             if part is not None:
-                # files from before bf16 training existed were float32
-                run_rows.append(dict({"precision": "fp32"}, **part["run"]))
-                class_rows += [dict({"precision": "fp32"}, **row)
+                # where the file is now, relative to the results folder
+                part["run"]["run_file"] = str(path.relative_to(out_dir))
+                run_row = dict(part["run"], dtype=_dtype(part["run"]))
+                run_rows.append(run_row)
+                class_rows += [dict(row, dtype=run_row["dtype"])
                                for row in part["per_class"]]
     runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
     per_class = pd.DataFrame(class_rows, columns=CLASS_COLUMNS)
@@ -627,6 +640,15 @@ def assemble_tables(out_dir):
         text = frame.to_csv(index=False)
         _atomic_write(out_dir / name, lambda f: f.write(text.encode()))
     return runs, per_class
+
+
+def _dtype(run_row):
+    """A run's training dtype; files from before bf16 training existed were
+    float32, and some recorded it under the name "precision"."""
+    for key in ("dtype", "precision"):
+        if run_row.get(key) in ("bf16", "fp32"):
+            return run_row[key]
+    return "fp32"
 
 
 def finished(run, out_dir, log, force_before=None):
@@ -665,6 +687,9 @@ def run_all(args, log=None):
     log = log or (lambda line: print(line, flush=True))
     out_dir = Path(args.out_dir)
     if args.assemble:
+        if not list((out_dir / "runs").glob("*/*/*.json")):
+            raise UsageError(f"--assemble: no result files under "
+                             f"{out_dir / 'runs'}")
         runs, _ = assemble_tables(out_dir)
         log(f"assembled {len(runs)} rows into {out_dir / 'runs.csv'}, "
             f"{out_dir / 'per_class.csv'} and {out_dir / 'summary.csv'}")
@@ -692,9 +717,13 @@ def run_all(args, log=None):
     for suite, dist, counts in selected:
         distributions.validate(suite, dist, counts, available,
                                dataset.classes)
-    runs = plan_runs(args, selected)
+    runs = plan_runs(args, selected, device)
     if args.shard is not None:
         runs = parallel.take_shard(runs, args.shard)
+        if not runs:
+            log(f"shard {args.shard[0]}/{args.shard[1]} of this grid is "
+                f"empty: nothing to do")
+            return 0
     # --force reruns what was finished before this command started, once
     args.force_before = time.time() if args.force else None
 
@@ -733,7 +762,9 @@ def resolve_jobs(jobs, device, threads):
     if device.type == "cuda":
         return max(1, parallel.available_gpus())
     if device.type == "cpu":
-        return max(1, len(os.sched_getaffinity(0)) // threads)
+        cores = (len(os.sched_getaffinity(0))
+                 if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        return max(1, (cores or 1) // threads)
     return 1
 
 

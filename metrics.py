@@ -28,10 +28,12 @@ def softmax(logits):
 def threshold_scores(probabilities, train_counts):
     """Divide each class's softmax output by that class's share of the
     training set, then renormalise (Buda et al. 2018; post-hoc logit
-    adjustment with tau = 1, Menon et al. 2021). A class absent from the
-    training set gets the share of one image, so nothing divides by zero."""
-    counts = np.maximum(np.asarray(train_counts, dtype=np.float64), 1.0)
-    adjusted = probabilities / (counts / counts.sum())
+    adjustment with tau = 1, Menon et al. 2021)."""
+    counts = np.asarray(train_counts, dtype=np.float64)
+    share = counts / counts.sum()
+    # a class absent from the training set is never predicted
+    adjusted = np.divide(probabilities, share, where=share > 0,
+                         out=np.zeros_like(probabilities))
     return adjusted / adjusted.sum(1, keepdims=True)
 
 
@@ -68,7 +70,8 @@ def evaluate(probabilities, labels, train_counts):
         # a test set without every class has no one-vs-rest AUC for it
         auc = math.nan
     minority = minority_classes(train_counts)
-    rarest = np.flatnonzero(np.asarray(train_counts) == min(train_counts))
+    counts = np.asarray(train_counts)
+    rarest = np.flatnonzero(counts == counts[counts > 0].min())
     run = {
         "accuracy": float((predicted == labels).mean()),
         "macro_f1": float(f1_score(labels, predicted, labels=classes,
@@ -103,12 +106,12 @@ def interval(values, confidence=0.95):
     return mean, std, mean - half, mean + half
 
 
-GROUP = ["suite", "distribution", "model", "init", "remedy", "precision",
-         "epochs"]
+GROUP = ["suite", "distribution", "model", "init", "remedy", "dtype",
+         "epochs", "lr", "batch_size", "data_seed"]
 
 
 def summarise(runs):
-    """One row per (suite, distribution, model, init, remedy, precision,
+    """One row per (suite, distribution, model, init, remedy, dtype,
     epochs): the
     number of seeds, how many runs collapsed onto one class or diverged, and
     for each run metric its mean, standard deviation and
@@ -117,13 +120,13 @@ def summarise(runs):
     balanced distribution (same model, init, remedy and seed), and
     ``vs_none`` against the same distribution without a remedy."""
     ok = runs[runs["status"] == "ok"]
-    diverged = runs[runs["status"] != "ok"].groupby(GROUP).size()
     rows = []
-    for key, group in ok.groupby(GROUP, sort=False):
+    for key, every in runs.groupby(GROUP, sort=False):
+        group = every[every["status"] == "ok"]
         row = dict(zip(GROUP, key), seeds=group["seed"].nunique(),
                    collapsed=int((group["top_class_share"]
                                   >= COLLAPSE_SHARE).sum()),
-                   diverged=int(diverged.get(key, 0)))
+                   diverged=int((every["status"] != "ok").sum()))
         for metric in RUN_METRICS:
             if metric not in group:
                 continue
@@ -160,8 +163,8 @@ def _paired(row, name, group, reference):
 
 
 def _balanced_distribution(runs, suite):
-    """The suite's balanced distribution, found from the recorded imbalance
-    ratio, or None."""
+    """The suite's balanced distribution (every class the same non-zero
+    count, so an imbalance ratio of exactly 1), or None."""
     rows = runs[(runs["suite"] == suite) & (runs["imbalance_ratio"] == 1.0)]
     names = rows["distribution"].unique()
     return names[0] if len(names) else None

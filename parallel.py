@@ -46,7 +46,7 @@ def take_shard(runs, shard):
 def split(runs, parts):
     """``parts`` interleaved shares of the runs, none empty."""
     parts = max(1, min(parts, len(runs)))
-    return [runs[i::parts] for i in range(parts)]
+    return [take_shard(runs, (i, parts)) for i in range(parts)]
 
 
 # Claiming runs.
@@ -73,9 +73,8 @@ def claim(path):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            if not _abandoned(path):
+            if not _take_over(path):
                 return None
-            path.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:
             f.write(owner)
@@ -83,16 +82,46 @@ def claim(path):
     return None
 
 
-def _abandoned(path):
-    try:
-        host, pid = path.read_text().split()
-        age = time.time() - path.stat().st_mtime
-    except (OSError, ValueError):
-        # vanished, or caught half-written: let the next pass decide
+def _take_over(path):
+    """Move an abandoned lock out of the way; True when this process did.
+
+    The lock is renamed, which only one process can do, and the renamed
+    file is checked to still be the abandoned one: a fresh lock that
+    another worker made in between is put back untouched.
+    """
+    seen = _abandoned(path)
+    if seen is None:
         return False
+    aside = path.with_name(f"{path.name}.{os.getpid()}.stale")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True
+    if aside.read_text() != seen:
+        os.rename(aside, path)
+        return False
+    aside.unlink()
+    return True
+
+
+def _abandoned(path):
+    """The text of the lock when its owner is gone, else None. A lock is
+    abandoned when its process no longer runs on this host, when another
+    host's owner stopped its heartbeat, or when it was left empty by a
+    process killed while writing it."""
+    try:
+        text = path.read_text()
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        host, pid = text.split()
+        pid = int(pid)
+    except ValueError:
+        return text if age > 60 else None
     if host == socket.gethostname():
-        return not _alive(int(pid))
-    return age > LOCK_TIMEOUT_SECONDS
+        return None if _alive(pid) else text
+    return text if age > LOCK_TIMEOUT_SECONDS else None
 
 
 def _alive(pid):
@@ -117,22 +146,31 @@ def available_gpus():
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def _visible_gpus():
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them,
+    so workers stay within a parent's own share of the machine."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        return [g.strip() for g in listed.split(",") if g.strip()]
+    return [str(g) for g in range(available_gpus())]
+
+
 def run_workers(target, args, runs, jobs, device_type, log):
     """Run ``target(args, runs, worker)`` in ``jobs`` processes, each with
     the whole list: they share it through the run locks. Returns the exit
     code: 0, or 130 after Ctrl-C."""
-    gpus = available_gpus() if device_type == "cuda" else 0
+    visible = _visible_gpus() if device_type == "cuda" else []
     context = multiprocessing.get_context("spawn")
     workers = []
     for worker in range(jobs):
         env = {}
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
+        if visible:
+            env["CUDA_VISIBLE_DEVICES"] = visible[worker % len(visible)]
         process = context.Process(target=_worker_main,
                                   args=(target, args, runs, worker, env))
         process.start()
         workers.append(process)
-    where = (f"one per GPU ({gpus} GPUs)" if gpus else
+    where = (f"one per GPU ({len(visible)} GPUs)" if visible else
              f"{args.threads} CPU thread(s) each")
     log(f"{jobs} workers, {where}")
     try:
@@ -174,8 +212,9 @@ def _stop(workers, grace=30):
 
 # SLURM through submitit.
 
-def submit_slurm(target, args, runs, out_dir, log, cluster=None):
-    """Submit the runs as a job array of shards; returns the jobs.
+def submit_slurm(target, args, runs, out_dir, log, cluster="slurm"):
+    """Submit the runs as a job array of shards; returns the jobs. Each
+    task trains its runs one after another on one device.
 
     ``cluster="local"`` runs the same jobs as local processes (submitit's
     local executor), which is how the tests exercise this path.

@@ -55,13 +55,13 @@ import main as runner  # noqa: E402
 import metrics  # noqa: E402
 
 # the columns that identify a run, in both result tables
-RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "precision",
+RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "dtype",
             "seed",
             "data_seed", "epochs"]
 # values for columns that tables written by older versions lack
-COLUMN_DEFAULTS = {"init": "default", "remedy": "none", "precision": "fp32"}
+COLUMN_DEFAULTS = {"init": "default", "remedy": "none", "dtype": "fp32"}
 TEXT_COLUMNS = ["suite", "distribution", "model", "init", "remedy",
-                "precision", "status",
+                "dtype", "status",
                 "class"]
 
 WIDTH = 10          # inches; at DPI about 1,200 px, shown at ~900 in a README
@@ -785,14 +785,20 @@ def parse_args(argv=None):
                         help="folder the PNG files are written to")
     parser.add_argument("--remedy", default="none",
                         help="plot the runs made with this remedy")
-    parser.add_argument("--precision", default="bf16",
-                        help="plot the runs trained at this precision "
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README's result tables from the "
+                             "summary and per-class tables, then stop")
+    parser.add_argument("--dtype", default="bf16",
+                        help="plot the runs trained with this dtype "
                              "(bf16 or fp32)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown_report(args.results, args.dtype))
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -805,25 +811,25 @@ def main(argv=None):
     runs, per_class = load_results(args.results)
     if runs.empty:
         return 0
-    runs, per_class = keep_precision(runs, per_class, args.precision)
+    runs, per_class = keep_dtype(runs, per_class, args.dtype)
     chosen, chosen_class = select_runs(runs, per_class, args.remedy)
     if chosen.empty or chosen_class.empty:
         print(f"no finished runs with remedy {args.remedy} in "
               f"{args.results}: no accuracy figures")
     else:
         write_accuracy_figures(chosen, chosen_class, args.remedy, out)
-    write_remedy_figures(runs, args.results, out, args.precision)
+    write_remedy_figures(runs, args.results, out, args.dtype)
     return 0
 
 
-def keep_precision(runs, per_class, precision):
-    """Only the runs trained at ``precision``, so that a mean never mixes
-    precisions; a printed note counts the others."""
-    other = runs["precision"] != precision
+def keep_dtype(runs, per_class, dtype):
+    """Only the runs trained with ``dtype``, so that a mean never mixes
+    them; a printed note counts the others."""
+    other = runs["dtype"] != dtype
     if other.any():
-        print(f"note: {int(other.sum())} runs at another precision than "
-              f"{precision} are left out (see --precision)")
-    return (runs[~other], per_class[per_class["precision"] == precision])
+        print(f"note: {int(other.sum())} runs with another dtype than "
+              f"{dtype} are left out (see --dtype)")
+    return (runs[~other], per_class[per_class["dtype"] == dtype])
 
 
 def write_accuracy_figures(runs, per_class, remedy, out):
@@ -882,7 +888,7 @@ def write_accuracy_figures(runs, per_class, remedy, out):
               out / f"{name}.png")
 
 
-def write_remedy_figures(runs, results_dir, out, precision):
+def write_remedy_figures(runs, results_dir, out, dtype):
     """The remedies and confusion figures of every suite, model and
     initialisation, from the finished runs of every remedy."""
     finished = runs[runs["status"] == "ok"]
@@ -896,7 +902,7 @@ def write_remedy_figures(runs, results_dir, out, precision):
         runs = runs.assign(minority_recall=np.nan)
     confusions = load_confusions(results_dir)
     confusions = comparable_runs(
-        confusions[confusions["precision"] == precision])
+        confusions[confusions["dtype"] == dtype])
     suites = _suite_order(
         list(distributions.SUITES) + list(runs["suite"].unique()))
 
@@ -929,6 +935,114 @@ def write_remedy_figures(runs, results_dir, out, precision):
 def _run_words(suite, model, init):
     init_words = "" if init == "default" else f", init {init}"
     return f"suite {suite}, model {model}{init_words}"
+
+
+
+# The README's tables, printed from the result tables so that every number
+# there can be regenerated.
+
+def markdown_report(results_dir, dtype="bf16"):
+    """Markdown tables of every suite, initialisation and remedy found in
+    ``summary.csv``, for one training dtype."""
+    results_dir = Path(results_dir)
+    summary = _read_csv(results_dir / "summary.csv")
+    if summary.empty:
+        return f"no summary.csv with rows in {results_dir}"
+    per_class = _read_csv(results_dir / "per_class.csv")
+    summary = summary[summary["dtype"] == dtype]
+    per_class = per_class[per_class["dtype"] == dtype]
+    sections = []
+    for (suite, model, init), group in summary.groupby(
+            ["suite", "model", "init"], sort=False):
+        plain = group[group["remedy"] == "none"]
+        if not plain.empty:
+            sections.append(_accuracy_section(suite, model, init, plain,
+                                              per_class))
+        if len(set(group["remedy"]) - {"none", "threshold"}):
+            sections.append(_remedy_section(suite, model, init, group))
+    return "\n\n".join(sections)
+
+
+def _percent(value, digits=1):
+    return "" if pd.isna(value) else f"{100 * value:.{digits}f}"
+
+
+def _spread(std):
+    return "" if pd.isna(std) else f" ({100 * std:.1f})"
+
+
+def _interval(row, name):
+    """``diff [low, high]`` in points, or blank."""
+    diff = row.get(f"{name}_diff")
+    if pd.isna(diff):
+        return ""
+    if pd.isna(row.get(f"{name}_ci_low")):
+        return f"{100 * diff:+.1f}"
+    return (f"{100 * diff:+.1f} [{100 * row[f'{name}_ci_low']:+.1f}, "
+            f"{100 * row[f'{name}_ci_high']:+.1f}]")
+
+
+def _accuracy_section(suite, model, init, summary, per_class):
+    lines = [f"**{suite}**, {_series_label(model, init)}, "
+             f"{int(summary['epochs'].iloc[0])} epochs",
+             "",
+             "| distribution | ratio | seeds | accuracy % (sd) | vs balanced,"
+             " points [95% CI] | minority recall % | rarest class recall % |"
+             " weakest class (recall %) | collapsed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in _in_table_order(suite, summary):
+        runs = per_class[(per_class["suite"] == suite)
+                         & (per_class["distribution"] == row["distribution"])
+                         & (per_class["model"] == model)
+                         & (per_class["init"] == init)
+                         & (per_class["remedy"] == "none")
+                         & (per_class["epochs"] == row["epochs"])]
+        recall = runs.groupby("class")["accuracy"].mean()
+        weakest = (f"{recall.idxmin()} ({_percent(recall.min())})"
+                   if len(recall) else "")
+        counts = list(runs.groupby("class")["train_count"].first())
+        ratio = (f"{distributions.imbalance_ratio(counts):.3g}x" if counts
+                 else "")
+        lines.append(
+            f"| {row['distribution']} | {ratio} | {int(row['seeds'])} | "
+            f"{_percent(row['accuracy_mean'])}"
+            f"{_spread(row['accuracy_std'])} | "
+            f"{_interval(row, 'vs_balanced')} | "
+            f"{_percent(row['minority_recall_mean'])} | "
+            f"{_percent(row['rarest_recall_mean'])} | {weakest} | "
+            f"{int(row['collapsed'])}/{int(row['seeds'])} |")
+    return "\n".join(lines)
+
+
+def _remedy_section(suite, model, init, summary):
+    lines = [f"**{suite}, remedies**, {_series_label(model, init)}, "
+             f"{int(summary['epochs'].max())} epochs",
+             "",
+             "| distribution | remedy | seeds | accuracy % [95% CI] | "
+             "minority recall % [95% CI] | macro-F1 % | vs none, points "
+             "[95% CI] |",
+             "|---|---|---|---|---|---|---|"]
+    order = {name: i for i, name in enumerate(runner.REMEDIES)}
+    for row in _in_table_order(suite, summary, lambda r: order.get(
+            r["remedy"], len(order))):
+        lines.append(
+            f"| {row['distribution']} | {row['remedy']} | "
+            f"{int(row['seeds'])} | {_percent(row['accuracy_mean'])} "
+            f"[{_percent(row['accuracy_ci_low'])}, "
+            f"{_percent(row['accuracy_ci_high'])}] | "
+            f"{_percent(row['minority_recall_mean'])} "
+            f"[{_percent(row['minority_recall_ci_low'])}, "
+            f"{_percent(row['minority_recall_ci_high'])}] | "
+            f"{_percent(row['macro_f1_mean'])} | "
+            f"{_interval(row, 'vs_none')} |")
+    return "\n".join(lines)
+
+
+def _in_table_order(suite, summary, then=lambda row: 0):
+    order = {d: i for i, d in enumerate(
+        _dist_order(suite, summary["distribution"].unique()))}
+    rows = [row for _, row in summary.iterrows()]
+    return sorted(rows, key=lambda r: (order[r["distribution"]], then(r)))
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2,
                         help="DataLoader worker processes for the usual way")
-    parser.add_argument("--precision", choices=["bf16", "fp32"],
-                        default="bf16", help="as main.py's --precision")
+    parser.add_argument("--dtype", choices=["bf16", "fp32"],
+                        default="bf16", help="as main.py's --dtype")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: all cores)")
     parser.add_argument("--compile", action="store_true",
@@ -103,7 +103,7 @@ def timed(fn, device):
     return time.perf_counter() - start
 
 
-def ceiling(model_name, device, batch_size, steps, compile_model, precision):
+def ceiling(model_name, device, batch_size, steps, compile_model, dtype):
     model, forward, optimizer, _ = setup(model_name, device, compile_model)
     x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(
         memory_format=torch.channels_last)
@@ -111,7 +111,7 @@ def ceiling(model_name, device, batch_size, steps, compile_model, precision):
 
     def loop(n):
         for _ in range(n):
-            with main.autocast(device, precision):
+            with main.autocast(device, dtype):
                 loss = F.cross_entropy(forward(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +131,7 @@ class _Capped:
         return itertools.islice(self.batches.epoch(epoch), self.steps)
 
 
-def runner(model_name, device, batch_size, steps, compile_model, precision,
+def runner(model_name, device, batch_size, steps, compile_model, dtype,
            dataset, indices):
     model, forward, optimizer, recipe = setup(model_name, device,
                                               compile_model)
@@ -145,13 +145,13 @@ def runner(model_name, device, batch_size, steps, compile_model, precision,
 
     def epoch(e, n):
         main.train_epoch(forward, optimizer, _Capped(batches, n), e, 0,
-                         lambda step: recipe["lr"], None, device, precision)
+                         lambda step: recipe["lr"], None, device, dtype)
 
     epoch(0, 5)
     return steps * batch_size / timed(lambda: epoch(1, steps), device)
 
 
-def usual(model_name, device, batch_size, steps, compile_model, precision,
+def usual(model_name, device, batch_size, steps, compile_model, dtype,
           data_dir, indices, workers, mean_image):
     """The per-image way: torchvision ImageFolder, transforms per image in
     DataLoader workers, batches copied to the device."""
@@ -189,7 +189,7 @@ def usual(model_name, device, batch_size, steps, compile_model, precision,
             x = x.to(device, non_blocking=True).contiguous(
                 memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
-            with main.autocast(device, precision):
+            with main.autocast(device, dtype):
                 loss = F.cross_entropy(forward(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -235,9 +235,9 @@ batches = data.Batches(dataset.train_images.to(device),
 x, y = next(batches.epoch(0))
 print("first_step", time.time(), flush=True)
 main.train_epoch(model, optimizer, batches, 0, 0, lambda s: recipe["lr"],
-                 None, device, {precision!r})
+                 None, device, {dtype!r})
 start = time.perf_counter()
-main.evaluate(model, dataset.test_images, normalise, device, {precision!r})
+main.evaluate(model, dataset.test_images, normalise, device, {dtype!r})
 print("evaluate", time.perf_counter() - start)
 print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -247,7 +247,7 @@ def child_report(args, device, use_cache):
     code = CHILD.format(root=str(ROOT), data_dir=str(args.data_dir),
                         use_cache=use_cache, suite=args.suite,
                         dist=args.dist, device=str(device),
-                        precision=args.precision)
+                        dtype=args.dtype)
     launched = time.time()
     output = subprocess.run([sys.executable, "-c", code], check=True,
                             capture_output=True, text=True).stdout
@@ -292,7 +292,7 @@ def main_():
     print(f"device {main._device_name(device)}, torch {torch.__version__}, "
           f"numpy {np.__version__}, python {platform.python_version()}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} cores")
-    print(f"precision {args.precision}; training images: "
+    print(f"dtype {args.dtype}; training images: "
           f"{args.suite}/{args.dist} "
           f"({len(indices)} images); usual way: {args.workers} workers")
     baseline_runner = None
@@ -305,7 +305,7 @@ def main_():
         measured = {"ceiling": [], "runner": [], "usual": []}
         for _ in range(args.repeats):
             common = (model_name, device, batch_size, steps, args.compile,
-                      args.precision)
+                      args.dtype)
             measured["ceiling"].append(ceiling(*common))
             measured["runner"].append(runner(*common, dataset, indices))
             measured["usual"].append(usual(*common, args.data_dir, indices,

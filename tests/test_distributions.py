@@ -65,6 +65,11 @@ def test_generators_work_for_any_number_of_classes():
     assert D.largest_remainder([1, 1, 1], 10) == (4, 3, 3)
 
 
+def test_an_empty_class_makes_the_imbalance_infinite():
+    assert D.imbalance_ratio((500, 500, 0)) == float("inf")
+    assert D.imbalance_ratio((500, 50)) == 10
+
+
 def test_the_shipped_tables_validate():
     D.validate_all()
 

@@ -197,15 +197,16 @@ def test_help_states_defaults(capsys):
         assert default in " ".join(text.split())
 
 
-def test_precision_is_part_of_a_run_and_float32_is_available(
+def test_dtype_is_part_of_a_run_and_float32_is_available(
         image_folder, tiny_suites, tmp_path):
     out = tmp_path / "out"
-    for precision in ("bf16", "fp32"):
-        assert run_cli(*tiny_args(image_folder, out, "--precision",
-                                  precision)) == 0
+    for dtype in ("bf16", "fp32"):
+        assert run_cli(*tiny_args(image_folder, out, "--dtype", dtype)) == 0
     runs = pd.read_csv(out / "runs.csv")
     none = runs[runs["remedy"] == "none"]
-    assert sorted(none["precision"]) == ["bf16", "bf16", "fp32", "fp32"]
+    assert sorted(none["dtype"]) == ["bf16", "bf16", "fp32", "fp32"]
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert per_class["precision"].between(0, 1).all()
     files = sorted(p.name for p in (out / "runs" / "tiny" / "balanced")
                    .glob("*.json"))
     assert [("-bf16-" in f, "-fp32-" in f) for f in files] == [

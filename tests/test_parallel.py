@@ -111,6 +111,20 @@ def test_a_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert lock is not None and str(os.getpid()) in path.read_text()
 
 
+def test_an_empty_lock_left_by_a_killed_writer_is_taken_over(tmp_path):
+    path = tmp_path / "run.lock"
+    path.write_text("")
+    assert parallel.claim(path) is None          # may still be written
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    assert parallel.claim(path) is not None
+
+
+def test_workers_stay_on_the_parents_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    assert parallel._visible_gpus() == ["4", "5"]
+
+
 def test_shards_partition_the_grid():
     runs = list(range(10))
     parts = [parallel.take_shard(runs, (i, 3)) for i in range(3)]

@@ -28,7 +28,7 @@ def result_rows(suite, dist, seed, init="default", status="ok",
     """One run row and its ten per-class rows, as main.py writes them."""
     counts = distributions.SUITES[suite][dist]
     key = dict(suite=suite, distribution=dist, model="baseline", init=init,
-               remedy=remedy, precision="bf16", seed=seed, data_seed=0,
+               remedy=remedy, dtype="bf16", seed=seed, data_seed=0,
                epochs=epochs)
     ok = status == "ok"
     # a little spread over classes and seeds, as real runs have
@@ -146,29 +146,29 @@ def test_accuracy_cells_follow_table_and_class_order(tmp_path):
 
 def test_older_tables_without_init_and_remedy_load(tmp_path):
     results = write_results(tmp_path, [("paper", "Dist.1", 0)],
-                            drop=("init", "remedy", "precision"))
+                            drop=("init", "remedy", "dtype"))
     runs, per_class = plot_results.load_results(results)
     for table in (runs, per_class):
         assert set(table["init"]) == {"default"}
         assert set(table["remedy"]) == {"none"}
-        assert set(table["precision"]) == {"fp32"}
+        assert set(table["dtype"]) == {"fp32"}
     assert set(per_class["status"]) == {"ok"}
 
 
-def test_only_the_chosen_precision_is_plotted(tmp_path, capsys):
+def test_only_the_chosen_dtype_is_plotted(tmp_path, capsys):
     results = write_results(tmp_path / "r", [("paper", "Dist.1", 0),
                                              ("paper", "Dist.2", 0)])
     runs = pd.read_csv(results / "runs.csv")
-    runs.loc[1, "precision"] = "fp32"
+    runs.loc[1, "dtype"] = "fp32"
     runs.to_csv(results / "runs.csv", index=False)
     per_class = pd.read_csv(results / "per_class.csv")
-    per_class.loc[per_class["distribution"] == "Dist.2", "precision"] = "fp32"
+    per_class.loc[per_class["distribution"] == "Dist.2", "dtype"] = "fp32"
     per_class.to_csv(results / "per_class.csv", index=False)
-    kept, kept_class = plot_results.keep_precision(
+    kept, kept_class = plot_results.keep_dtype(
         *plot_results.load_results(results), "bf16")
     assert list(kept["distribution"]) == ["Dist.1"]
     assert set(kept_class["distribution"]) == {"Dist.1"}
-    assert "1 runs at another precision than bf16" in capsys.readouterr().out
+    assert "1 runs with another dtype than bf16" in capsys.readouterr().out
 
 
 def test_shorter_runs_are_left_out(tmp_path, capsys):
@@ -282,3 +282,19 @@ def test_most_imbalanced_prefers_larger_ratios_then_table_order():
         "Dist.3", "Dist.8"]
     balanced_only = confusions[confusions["distribution"] == "Dist.1"]
     assert plot_results.most_imbalanced("paper", balanced_only) == ["Dist.1"]
+
+
+def test_markdown_tables_come_from_the_summary(image_folder, tiny_suites,
+                                               tmp_path, capsys):
+    results = tmp_path / "results"
+    assert run_cli(*tiny_args(image_folder, results, "--remedy", "none",
+                              "oversample", "--seeds", 0, 1)) == 0
+    capsys.readouterr()
+    assert plot_results.main(["--results", str(results), "--markdown"]) == 0
+    text = capsys.readouterr().out
+    summary = pd.read_csv(results / "summary.csv")
+    balanced = summary[(summary["distribution"] == "balanced")
+                       & (summary["remedy"] == "none")].iloc[0]
+    assert "**tiny**, baseline, 2 epochs" in text
+    assert f"| balanced | 1x | 2 | {100 * balanced['accuracy_mean']:.1f}" in text
+    assert "**tiny, remedies**" in text and "| one-rare | oversample | 2 |" in text

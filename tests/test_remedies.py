@@ -53,6 +53,13 @@ def test_thresholding_with_equal_priors_changes_nothing():
     assert np.allclose(same, probabilities)
 
 
+def test_thresholding_never_predicts_a_class_without_training_images():
+    probabilities = np.array([[0.7, 0.299, 0.001], [0.2, 0.2, 0.6]])
+    adjusted = metrics.threshold_scores(probabilities, [5000, 5000, 0])
+    assert adjusted[:, 2].tolist() == [0.0, 0.0]
+    assert adjusted.argmax(1).tolist() == [0, 0]
+
+
 def test_thresholding_favours_the_rare_class():
     # a model that slightly prefers the common class is corrected
     probabilities = np.array([[0.55, 0.45], [0.6, 0.4]])
@@ -93,13 +100,18 @@ def test_metrics_match_a_hand_worked_example():
 def test_a_run_predicting_one_class_counts_as_collapsed():
     runs = pd.DataFrame({
         "suite": "s", "distribution": "d", "model": "m", "init": "i",
-        "remedy": "none", "precision": "bf16", "epochs": 1,
+        "remedy": "none", "dtype": "bf16", "epochs": 1,
         "seed": [0, 1, 2, 3],
         "status": ["ok", "ok", "ok", "diverged"],
         "imbalance_ratio": 2.0, "accuracy": [0.1, 0.5, 0.6, np.nan],
         "top_class_share": [0.95, 0.2, 0.89, np.nan]})
+    runs["lr"], runs["batch_size"], runs["data_seed"] = 0.1, 10, 0
     row = metrics.summarise(runs).iloc[0]
     assert (row["seeds"], row["collapsed"], row["diverged"]) == (3, 1, 1)
+    # a group whose every run diverged still shows up
+    runs["status"] = "diverged"
+    row = metrics.summarise(runs).iloc[0]
+    assert (row["seeds"], row["diverged"]) == (0, 4)
 
 
 def test_interval_is_a_t_interval():
