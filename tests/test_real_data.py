@@ -25,8 +25,9 @@ def test_baseline_learns_and_a_100x_rare_class_is_missed(
                       "--out-dir", str(out), "--epochs", "4",
                       "--device", "cpu"]) == 0
 
-    runs = pd.read_csv(out / "runs.csv")
-    per_class = pd.read_csv(out / "per_class.csv")
+    runs = pd.read_csv(out / "runs.csv").query("remedy == 'none'")
+    per_class = pd.read_csv(out / "per_class.csv").query("remedy == 'none'")
+    per_class = per_class.reset_index(drop=True)
     assert runs["test_images"].item() == 10000
     assert per_class["train_count"].tolist() == list(step)
     majority = per_class["accuracy"][:5].mean()
@@ -36,3 +37,20 @@ def test_baseline_learns_and_a_100x_rare_class_is_missed(
     assert runs["accuracy"].item() > 0.25      # chance is 0.10
     assert majority > 0.5
     assert minority < majority - 0.3
+
+
+def test_the_benchmark_prints_three_throughputs_and_both_ratios(
+        real_data_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / \
+        "throughput.py"
+    output = subprocess.run(
+        [sys.executable, str(script), "--data-dir", str(real_data_dir),
+         "--steps", "3", "--repeats", "1", "--skip-suite", "--workers", "1"],
+        check=True, capture_output=True, text=True).stdout
+    for name in ("ceiling", "runner", "usual", "runner/ceiling",
+                 "runner/usual"):
+        assert f"  {name} " in output, output
