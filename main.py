@@ -555,11 +555,18 @@ def _progress(total, description, enabled):
 
 # Result files.
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_write(path, write):
     """Write through a temporary file in the same folder, then rename, so a
     killed process leaves either the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    # mkstemp makes the file private; results are for everyone who may read
+    # the folder, as with any file this user creates
+    os.fchmod(fd, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
