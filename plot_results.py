@@ -201,8 +201,8 @@ def load_confusions(results_dir):
             if (part is None or "confusion" not in part
                     or part["run"].get("status") != "ok"):
                 continue
-            run = dict(COLUMN_DEFAULTS, **part["run"],
-                       dtype=runner._dtype(part["run"]))
+            run = {**COLUMN_DEFAULTS, **part["run"],
+                   "dtype": runner._dtype(part["run"])}
             counts = [row["train_count"] for row in part["per_class"]]
             rows.append(dict(
                 {key: run.get(key) for key in RUN_KEYS},
