@@ -953,23 +953,56 @@ def markdown_report(results_dir, dtype="bf16"):
     summary = summary[summary["dtype"] == dtype]
     per_class = per_class[per_class["dtype"] == dtype]
     sections = []
-    for (suite, model, init), group in summary.groupby(
-            ["suite", "model", "init"], sort=False):
+    order = {s: i for i, s in enumerate(_suite_order(summary["suite"]))}
+    groups = summary.groupby(["suite", "model", "init"], sort=False)
+    for (suite, model, init), group in sorted(
+            groups, key=lambda item: (order[item[0][0]],
+                                      _series_key(item[0][1:]))):
         plain = group[group["remedy"] == "none"]
         if not plain.empty:
             sections.append(_accuracy_section(suite, model, init, plain,
                                               per_class))
+            sections.append(_class_section(suite, model, init, plain,
+                                           per_class))
         if len(set(group["remedy"]) - {"none", "threshold"}):
             sections.append(_remedy_section(suite, model, init, group))
-    return "\n\n".join(sections)
+    return "\n\n".join(s for s in sections if s)
+
+
+def _class_section(suite, model, init, summary, per_class):
+    """Per-class recall, mean and standard deviation over seeds, with each
+    class's training count; only for suites with a 10x imbalance or more."""
+    runs = per_class[(per_class["suite"] == suite)
+                     & (per_class["model"] == model)
+                     & (per_class["init"] == init)
+                     & (per_class["remedy"] == "none")
+                     & per_class["epochs"].isin(summary["epochs"])]
+    ratios = runs.groupby("distribution")["train_count"].agg(
+        lambda counts: distributions.imbalance_ratio(list(counts)))
+    if runs.empty or ratios.max() < 10:
+        return ""
+    classes = _class_order(runs["class"].unique())
+    lines = [f"**{suite}**, {_series_label(model, init)}: per-class recall %"
+             f" (mean and sd over seeds; training images in brackets)",
+             "",
+             "| distribution | " + " | ".join(classes) + " |",
+             "|---|" + "---|" * len(classes)]
+    for dist in _dist_order(suite, runs["distribution"].unique()):
+        chosen = runs[runs["distribution"] == dist].groupby("class")
+        mean, std = chosen["accuracy"].mean(), chosen["accuracy"].std()
+        count = chosen["train_count"].first()
+        cells = [f"{_percent(mean[c], 0)}{_spread(std[c], 0)} [{count[c]}]"
+                 for c in classes]
+        lines.append(f"| {dist} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _percent(value, digits=1):
     return "" if pd.isna(value) else f"{100 * value:.{digits}f}"
 
 
-def _spread(std):
-    return "" if pd.isna(std) else f" ({100 * std:.1f})"
+def _spread(std, digits=1):
+    return "" if pd.isna(std) else f" ({100 * std:.{digits}f})"
 
 
 def _interval(row, name):
