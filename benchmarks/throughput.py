@@ -103,6 +103,15 @@ def timed(fn, device):
     return time.perf_counter() - start
 
 
+def sgd_step(forward, optimizer, x, y, device, dtype):
+    """One training step as the runner takes it, without the data."""
+    with main.autocast(device, dtype):
+        loss = F.cross_entropy(forward(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def ceiling(model_name, device, batch_size, steps, compile_model, dtype):
     model, forward, optimizer, _ = setup(model_name, device, compile_model)
     x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(
@@ -111,11 +120,7 @@ def ceiling(model_name, device, batch_size, steps, compile_model, dtype):
 
     def loop(n):
         for _ in range(n):
-            with main.autocast(device, dtype):
-                loss = F.cross_entropy(forward(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            sgd_step(forward, optimizer, x, y, device, dtype)
 
     loop(5)
     return steps * batch_size / timed(lambda: loop(steps), device)
@@ -189,11 +194,7 @@ def usual(model_name, device, batch_size, steps, compile_model, dtype,
             x = x.to(device, non_blocking=True).contiguous(
                 memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
-            with main.autocast(device, dtype):
-                loss = F.cross_entropy(forward(x).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            sgd_step(forward, optimizer, x, y, device, dtype)
 
     loop(5)
     speed = steps * batch_size / timed(lambda: loop(steps), device)
