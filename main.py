@@ -90,6 +90,12 @@ class Run:
                 f"-bs{self.batch_size}-{self.dtype}-seed{self.seed}"
                 f"-data{self.data_seed}")
 
+    @property
+    def recipe(self):
+        """The model's recipe with this run's overrides."""
+        return dict(models.RECIPES[self.model], epochs=self.epochs,
+                    lr=self.lr, batch_size=self.batch_size)
+
     def result_path(self, out_dir):
         return Path(out_dir) / "runs" / self.suite / self.distribution / (
             self.name + ".json")
@@ -330,8 +336,7 @@ def make_optimizer(model, run, recipe, phase):
 def train_run(run, dataset, device, out_dir, compile_model=False,
               log=print, progress=False, heartbeat=None):
     """Train one run and return its result record."""
-    recipe = dict(models.RECIPES[run.model], epochs=run.epochs, lr=run.lr,
-                  batch_size=run.batch_size)
+    recipe = run.recipe
     started = time.perf_counter()
     num_classes = len(dataset.classes)
 
@@ -734,8 +739,7 @@ def run_all(args, log=None):
     # --force reruns what was finished before this command started, once
     args.force_before = time.time() if args.force else None
 
-    recipe = dict(models.RECIPES[args.model], epochs=runs[0].epochs,
-                  lr=runs[0].lr, batch_size=runs[0].batch_size)
+    recipe = runs[0].recipe
     log(f"model {args.model} (init {args.init}), recipe "
         f"{json.dumps(recipe)}")
     log(f"device {_device_name(device)}, torch {torch.__version__}, "
