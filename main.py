@@ -329,8 +329,8 @@ def make_optimizer(model, run, recipe, phase):
         for p in head:
             p.requires_grad_(True)
         groups = [{"params": head, "lr_mult": 1.0}]
-    return torch.optim.SGD(groups, lr=run.lr, momentum=recipe["momentum"],
-                           weight_decay=recipe["weight_decay"])
+    return models.SGD(groups, lr=run.lr, momentum=recipe["momentum"],
+                      weight_decay=recipe["weight_decay"])
 
 
 def train_run(run, dataset, device, out_dir, compile_model=False,
@@ -346,8 +346,7 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
                                   run.data_seed)
     normalise = data.Normalise(recipe["input"], dataset.train_images,
                                indices, device)
-    images = dataset.train_images.to(device)
-    labels = dataset.train_labels.to(device)
+    images, labels = dataset.training_set_on(device)
     plan = training_phases(run, indices, dataset.train_labels)
     phases = [data.Batches(images, labels, phase_indices, run.batch_size,
                            normalise, recipe["augment"], run.seed, device,

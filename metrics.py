@@ -9,7 +9,6 @@ finished run's logits and its training counts.
 import math
 
 import numpy as np
-import pandas as pd
 
 RUN_METRICS = ("accuracy", "macro_f1", "roc_auc", "minority_recall",
                "rarest_recall", "top_class_share")
@@ -111,14 +110,15 @@ GROUP = ["suite", "distribution", "model", "init", "remedy", "dtype",
 
 
 def summarise(runs):
-    """One row per (suite, distribution, model, init, remedy, dtype,
-    epochs): the
-    number of seeds, how many runs collapsed onto one class or diverged, and
-    for each run metric its mean, standard deviation and
-    95% interval. Two paired comparisons are added, each a per-seed
+    """One row per (suite, distribution, model, init, remedy, dtype, epochs,
+    recipe and data seed): the number of seeds, how many runs collapsed onto
+    one class or diverged, and for each run metric its mean, standard
+    deviation and 95% interval. Two paired comparisons are added, each a per-seed
     difference with its interval: ``vs_balanced`` against the suite's
     balanced distribution (same model, init, remedy and seed), and
     ``vs_none`` against the same distribution without a remedy."""
+    import pandas as pd  # only the tables need it; training starts sooner
+
     ok = runs[runs["status"] == "ok"]
     rows = []
     for key, every in runs.groupby(GROUP, sort=False):

@@ -29,6 +29,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -208,59 +209,57 @@ def describe(values):
             f"(range {min(values):.0f}-{max(values):.0f}, n={len(values)})")
 
 
-# The start-up, memory and suite report, each measured in a fresh process.
+# The start-up, memory and suite report: the command-line tool itself,
+# ``main.main`` on one distribution for one epoch, in a fresh process, with
+# its epoch loop and its evaluation wrapped to note the time.
 
 CHILD = r"""
-import resource, sys, time
+import resource, sys, tempfile, time
+from pathlib import Path
 sys.path.insert(0, {root!r})
-import torch
-import data, main, models, distributions
-dataset = data.load_dataset({data_dir!r}, log=lambda line: None,
-                            use_cache={use_cache})
-counts = distributions.SUITES[{suite!r}][{dist!r}]
-indices = data.subset_indices(dataset.train_labels, counts, 0)
-device = torch.device({device!r})
-recipe = models.RECIPES["baseline"]
-run = main.Run("b", "b", counts, "baseline", "default", "none", 0, 0, 1,
-               recipe["lr"], recipe["batch_size"])
-torch.manual_seed(0)
-model = models.build_model("baseline").to(device,
-                                          memory_format=torch.channels_last)
-optimizer = main.make_optimizer(model, run, recipe, 0)
-normalise = data.Normalise(recipe["input"], dataset.train_images, indices,
-                           device)
-batches = data.Batches(dataset.train_images.to(device),
-                       dataset.train_labels.to(device), indices,
-                       recipe["batch_size"], normalise, False, 0, device,
-                       torch.channels_last)
-x, y = next(batches.epoch(0))
-print("first_step", time.time(), flush=True)
-main.train_epoch(model, optimizer, batches, 0, 0, lambda s: recipe["lr"],
-                 None, device, {dtype!r})
-start = time.perf_counter()
-main.evaluate(model, dataset.test_images, normalise, device, {dtype!r})
-print("evaluate", time.perf_counter() - start)
+import data, main
+if not {use_cache!r}:
+    # a first start: decode the images and write the cache somewhere fresh
+    fresh = Path(tempfile.mkdtemp())
+    data.cache_dirs = lambda data_dir: [fresh]
+train_epoch, evaluate = main.train_epoch, main.evaluate
+def first_epoch(*args, **kwargs):
+    print("first_step", time.time(), flush=True)
+    main.train_epoch = train_epoch
+    return train_epoch(*args, **kwargs)
+def timed_evaluate(*args, **kwargs):
+    start = time.perf_counter()
+    logits = evaluate(*args, **kwargs)
+    print("evaluate", time.perf_counter() - start, flush=True)
+    return logits
+main.train_epoch, main.evaluate = first_epoch, timed_evaluate
+code = main.main({argv!r})
 print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+sys.exit(code)
 """
+KEYS = ("first_step", "evaluate", "peak_rss_mb")
 
 
-def child_report(args, device, use_cache):
-    code = CHILD.format(root=str(ROOT), data_dir=str(args.data_dir),
-                        use_cache=use_cache, suite=args.suite,
-                        dist=args.dist, device=str(device),
-                        dtype=args.dtype)
+def child_report(args, device, use_cache, out_dir):
+    argv = ["--data-dir", str(args.data_dir), "--suite", args.suite,
+            "--dist", args.dist, "--epochs", "1", "--jobs", "1",
+            "--threads", str(torch.get_num_threads()), "--dtype", args.dtype,
+            "--device", device.type, "--out-dir", str(out_dir), "--force"]
+    code = CHILD.format(root=str(ROOT), use_cache=use_cache, argv=argv)
     launched = time.time()
     output = subprocess.run([sys.executable, "-c", code], check=True,
                             capture_output=True, text=True).stdout
-    values = dict(line.split() for line in output.splitlines())
+    values = dict(line.split(maxsplit=1) for line in output.splitlines()
+                  if line.split(maxsplit=1)[0] in KEYS)
     return {"startup": float(values["first_step"]) - launched,
             "evaluate": float(values["evaluate"]),
             "peak_rss_mb": float(values["peak_rss_mb"])}
 
 
 def suite_report(args, device, runner_speed):
-    first = child_report(args, device, use_cache=False)
-    cached = child_report(args, device, use_cache=True)
+    with tempfile.TemporaryDirectory() as out_dir:
+        first = child_report(args, device, False, out_dir)
+        cached = child_report(args, device, True, out_dir)
     recipe = models.RECIPES["baseline"]
     suite = distributions.SUITES[args.suite]
     train_seconds = sum(recipe["epochs"] * sum(c) / runner_speed

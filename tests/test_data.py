@@ -145,6 +145,24 @@ def test_normalise_mean_image_and_per_channel():
     assert (scaled.std((0, 2, 3)) - 1).abs().max() < 1e-3
 
 
+def test_normalise_statistics_are_exact_across_blocks():
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(200, 256, (300, 3, 8, 8), generator=g,
+                           dtype=torch.uint8)
+    subset = torch.randperm(300, generator=g)[:250]
+    exact = images[subset].double()
+    for chunk in (7, 64, 4096):
+        centred = data.Normalise("mean-image", images, subset, "cpu",
+                                 chunk=chunk)
+        assert torch.equal(centred.shift,
+                           exact.mean(0).float())
+        scaled = data.Normalise("per-channel", images, subset, "cpu",
+                                chunk=chunk)
+        std = exact.transpose(0, 1).flatten(1).std(1, unbiased=False)
+        assert torch.allclose(scaled.scale.flatten(), std.float(),
+                              rtol=1e-5)
+
+
 def test_synthetic_dataset_is_balanced():
     ds = data.synthetic_dataset()
     assert ds.class_counts("train") == (60,) * 10
