@@ -3,7 +3,8 @@
 The whole dataset is held as uint8 tensors (N, 3, H, W). A distribution is an
 index into the training tensor, so no run copies images. Decoded arrays are
 cached beside the data, or in a user cache folder when the data folder is
-read-only, so that a second start takes about a second.
+read-only; a later start maps them into memory in a fraction of a second, and
+worker processes share the mapped pages.
 
 Two sources are understood:
 
@@ -14,6 +15,7 @@ Two sources are understood:
 
 import hashlib
 import os
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +27,8 @@ import torch
 IMAGE_SIZE = 32
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff",
                   ".webp", ".ppm"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 class DataError(RuntimeError):
@@ -157,30 +160,28 @@ def cache_dirs(data_dir):
 def _load_image_folder(data_dir, log, use_cache=True):
     classes, train_files, test_files = _list_image_folder(data_dir)
     key = _fingerprint(data_dir, train_files + test_files)
-    name = f"{data_dir.resolve().name}-{key}.npz"
+    name = f"{data_dir.resolve().name}-{key}"
     source = f"image folder {data_dir.resolve()}"
 
     for folder in cache_dirs(data_dir) if use_cache else []:
         cached = folder / name
-        if cached.exists():
-            with np.load(cached) as arrays:
-                log(f"data: {source} (decoded cache {cached})")
-                return Dataset(
-                    torch.from_numpy(arrays["train_images"]),
-                    torch.from_numpy(arrays["train_labels"]),
-                    torch.from_numpy(arrays["test_images"]),
-                    torch.from_numpy(arrays["test_labels"]),
-                    classes, source)
+        if cached.is_dir():
+            log(f"data: {source} (decoded cache {cached})")
+            return Dataset(*(_map(cached / f"{array}.npy")
+                             for array in ARRAYS), classes, source)
 
     log(f"data: decoding {len(train_files) + len(test_files)} images "
         f"from {data_dir.resolve()}")
-    train_images, train_labels = _decode(train_files)
-    test_images, test_labels = _decode(test_files)
-    arrays = {"train_images": train_images, "train_labels": train_labels,
-              "test_images": test_images, "test_labels": test_labels}
+    arrays = (*_decode(train_files), *_decode(test_files))
     _write_cache(cache_dirs(data_dir), name, arrays, log)
-    return Dataset(*(torch.from_numpy(a) for a in arrays.values()),
-                   classes, source)
+    return Dataset(*(torch.from_numpy(a) for a in arrays), classes, source)
+
+
+def _map(path):
+    """A cached array, memory-mapped copy-on-write: the pages come from the
+    operating system's file cache, so every worker process of a machine
+    shares one copy of the images instead of holding its own."""
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
 def _decode(files):
@@ -208,15 +209,20 @@ def _decode(files):
 
 
 def _write_cache(folders, name, arrays, log):
-    """Save atomically to the first writable folder; a cache that cannot be
-    written only costs the next start its decoding time."""
+    """Save one ``.npy`` file per array in a folder that appears at once,
+    in the first writable cache folder; a cache that cannot be written only
+    costs the next start its decoding time."""
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, folder / name)
+            partial = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
+            for array_name, array in zip(ARRAYS, arrays):
+                np.save(partial / f"{array_name}.npy", array)
+            try:
+                os.rename(partial, folder / name)
+            except OSError:
+                # another process finished the same cache first
+                shutil.rmtree(partial, ignore_errors=True)
             log(f"data: cached decoded arrays in {folder / name}")
             return
         except OSError:

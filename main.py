@@ -755,7 +755,7 @@ def run_all(args, log=None):
     jobs = resolve_jobs(args.jobs, device, args.threads)
     if jobs > 1 and len(runs) > 1:
         code = parallel.run_workers(execute, args, runs, min(jobs, len(runs)),
-                                    device.type, log)
+                                    device.type, log, dataset)
     else:
         code = execute(args, runs, dataset=dataset, log=log)
     assemble_tables(out_dir)

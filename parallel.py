@@ -7,8 +7,9 @@ worker that dies leaves a lock whose process is gone (or, on another host,
 whose heartbeat has stopped); the next worker to reach that run takes it
 over and resumes it from its last checkpoint.
 
-- ``--jobs N``: N worker processes on this machine, one per GPU when there
-  are GPUs, each with ``--threads`` CPU threads otherwise.
+- ``--jobs N``: N workers on this machine (this process and N - 1 started
+  beside it), one per GPU when there are GPUs, each with ``--threads`` CPU
+  threads otherwise.
 - ``--shard I/N``: this process takes runs I, I+N, I+2N, ... of the grid, so
   a batch system can run the shards as an array job.
 - ``--slurm``: the shards submitted as a SLURM job array through submitit.
@@ -155,14 +156,15 @@ def _visible_gpus():
     return [str(g) for g in range(available_gpus())]
 
 
-def run_workers(target, args, runs, jobs, device_type, log):
-    """Run ``target(args, runs, worker)`` in ``jobs`` processes, each with
-    the whole list: they share it through the run locks. Returns the exit
-    code: 0, or 130 after Ctrl-C."""
+def run_workers(target, args, runs, jobs, device_type, log, dataset=None):
+    """Run ``target(args, runs, worker)`` as ``jobs`` workers sharing the
+    whole list through the run locks: worker 0 in this process (with the
+    ``dataset`` already loaded, on the first GPU), the others in processes
+    of their own. Returns the exit code: 0, or 130 after Ctrl-C."""
     visible = _visible_gpus() if device_type == "cuda" else []
     context = multiprocessing.get_context("spawn")
     workers = []
-    for worker in range(jobs):
+    for worker in range(1, jobs):
         env = {}
         if visible:
             env["CUDA_VISIBLE_DEVICES"] = visible[worker % len(visible)]
@@ -174,12 +176,16 @@ def run_workers(target, args, runs, jobs, device_type, log):
              f"{args.threads} CPU thread(s) each")
     log(f"{jobs} workers, {where}")
     try:
+        target(args, runs, 0, dataset)
         for process in workers:
             process.join()
     except KeyboardInterrupt:
         log("interrupted: stopping the workers; finished runs are saved")
         _stop(workers)
         return 130
+    except BaseException:
+        _stop(workers)
+        raise
     failed = [w for w in workers if w.exitcode not in (0, None)]
     if failed:
         log(f"{len(failed)} worker(s) ended with an error; rerun the same "

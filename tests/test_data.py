@@ -34,7 +34,10 @@ def test_cache_falls_back_to_user_folder(image_folder, tmp_path,
     (image_folder / ".decoded").write_text("not a folder")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     data.load_dataset(image_folder, log=lambda line: None)
-    assert list((tmp_path / "cache" / "imbalance-cifar").glob("*.npz"))
+    cached = list((tmp_path / "cache" / "imbalance-cifar").glob("images-*"))
+    assert len(cached) == 1
+    assert sorted(p.name for p in cached[0].iterdir()) == sorted(
+        f"{name}.npy" for name in data.ARRAYS)
 
 
 def test_a_changed_file_invalidates_the_cache(image_folder):

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import signal
 import time
 
 import pandas as pd
@@ -85,6 +86,42 @@ def test_a_killed_shard_is_completed_by_rerunning_it(image_folder,
     runs, per_class = grid_of(out)
     assert len(runs) == 4 and len(per_class) == 40
     assert not list(out.rglob("*.lock")) and not list(out.rglob("*.pt"))
+
+
+def _terminal_process(suites, argv):
+    """The command in a process group of its own, as a shell starts it, so
+    that Ctrl-C can reach it and its workers together."""
+    os.setpgrp()
+    _shard_process(suites, argv)
+
+
+def test_ctrl_c_stops_every_worker_and_the_rerun_finishes(image_folder,
+                                                         tiny_suites,
+                                                         tmp_path):
+    out = tmp_path / "out"
+    args = parallel_args(image_folder, out, "--seeds", 0, 1, "--epochs", 40,
+                         "--jobs", 2)
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=_terminal_process,
+                              args=(tiny_suites, [str(a) for a in args]))
+    process.start()
+    deadline = time.time() + 240
+    def both_training():
+        return (len(list(out.rglob("*.pt"))) == 2
+                and len(list(out.rglob("*.lock"))) == 2)
+    while not both_training() and time.time() < deadline:
+        time.sleep(0.1)
+    assert both_training()
+    os.killpg(process.pid, signal.SIGINT)
+    process.join(60)
+    assert process.exitcode == 130
+    assert not list(out.rglob("*.lock"))
+    assert len(list(out.rglob("*.pt"))) == 2, "checkpoints kept to resume"
+
+    assert run_cli(*args) == 0
+    runs, per_class = grid_of(out)
+    assert len(runs) == 4 and len(per_class) == 40
+    assert not list(out.rglob("*.pt"))
 
 
 def test_a_run_held_by_a_live_worker_is_left_alone(image_folder, tiny_suites,
