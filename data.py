@@ -166,9 +166,14 @@ def _load_image_folder(data_dir, log, use_cache=True):
     for folder in cache_dirs(data_dir) if use_cache else []:
         cached = folder / name
         if cached.is_dir():
+            try:
+                arrays = [_map(cached / f"{array}.npy") for array in ARRAYS]
+            except (OSError, ValueError) as error:
+                log(f"data: ignoring the unreadable cache {cached} "
+                    f"({type(error).__name__}: {error})")
+                continue
             log(f"data: {source} (decoded cache {cached})")
-            return Dataset(*(_map(cached / f"{array}.npy")
-                             for array in ARRAYS), classes, source)
+            return Dataset(*arrays, classes, source)
 
     log(f"data: decoding {len(train_files) + len(test_files)} images "
         f"from {data_dir.resolve()}")
@@ -218,10 +223,12 @@ def _write_cache(folders, name, arrays, log):
             partial = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
             for array_name, array in zip(ARRAYS, arrays):
                 np.save(partial / f"{array_name}.npy", array)
+            # a damaged cache of the same name is replaced
+            shutil.rmtree(folder / name, ignore_errors=True)
             try:
                 os.rename(partial, folder / name)
             except OSError:
-                # another process finished the same cache first
+                # another process finished the same cache just now
                 shutil.rmtree(partial, ignore_errors=True)
             log(f"data: cached decoded arrays in {folder / name}")
             return

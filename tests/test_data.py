@@ -40,6 +40,20 @@ def test_cache_falls_back_to_user_folder(image_folder, tmp_path,
         f"{name}.npy" for name in data.ARRAYS)
 
 
+def test_a_damaged_cache_is_decoded_again(image_folder):
+    first = data.load_dataset(image_folder, log=lambda line: None)
+    cached, = (image_folder / ".decoded").iterdir()
+    (cached / "test_images.npy").write_bytes(b"not an array")
+    logs = []
+    second = data.load_dataset(image_folder, log=logs.append)
+    assert any("ignoring the unreadable cache" in line for line in logs)
+    assert any("decoding 160 images" in line for line in logs)
+    assert torch.equal(first.test_images, second.test_images)
+    logs = []
+    data.load_dataset(image_folder, log=logs.append)
+    assert any("decoded cache" in line for line in logs)
+
+
 def test_a_changed_file_invalidates_the_cache(image_folder):
     data.load_dataset(image_folder, log=lambda line: None)
     path = image_folder / "train" / "bird" / "0000.png"
