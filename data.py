@@ -163,6 +163,7 @@ def _load_image_folder(data_dir, log, use_cache=True):
     name = f"{data_dir.resolve().name}-{key}"
     source = f"image folder {data_dir.resolve()}"
 
+    damaged = set()
     for folder in cache_dirs(data_dir) if use_cache else []:
         cached = folder / name
         if cached.is_dir():
@@ -171,6 +172,7 @@ def _load_image_folder(data_dir, log, use_cache=True):
             except (OSError, ValueError) as error:
                 log(f"data: ignoring the unreadable cache {cached} "
                     f"({type(error).__name__}: {error})")
+                damaged.add(cached)
                 continue
             log(f"data: {source} (decoded cache {cached})")
             return Dataset(*arrays, classes, source)
@@ -178,7 +180,7 @@ def _load_image_folder(data_dir, log, use_cache=True):
     log(f"data: decoding {len(train_files) + len(test_files)} images "
         f"from {data_dir.resolve()}")
     arrays = (*_decode(train_files), *_decode(test_files))
-    _write_cache(cache_dirs(data_dir), name, arrays, log)
+    _write_cache(cache_dirs(data_dir), name, arrays, log, damaged)
     return Dataset(*(torch.from_numpy(a) for a in arrays), classes, source)
 
 
@@ -213,27 +215,29 @@ def _decode(files):
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), labels
 
 
-def _write_cache(folders, name, arrays, log):
+def _write_cache(folders, name, arrays, log, damaged=()):
     """Save one ``.npy`` file per array in a folder that appears at once,
-    in the first writable cache folder; a cache that cannot be written only
-    costs the next start its decoding time."""
+    in the first writable cache folder, replacing a cache found ``damaged``
+    there; a cache that cannot be written only costs the next start its
+    decoding time."""
     for folder in folders:
+        partial = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             partial = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
             for array_name, array in zip(ARRAYS, arrays):
                 np.save(partial / f"{array_name}.npy", array)
-            # a damaged cache of the same name is replaced
-            shutil.rmtree(folder / name, ignore_errors=True)
-            try:
-                os.rename(partial, folder / name)
-            except OSError:
-                # another process finished the same cache just now
-                shutil.rmtree(partial, ignore_errors=True)
-            log(f"data: cached decoded arrays in {folder / name}")
-            return
+            if folder / name in damaged:
+                shutil.rmtree(folder / name, ignore_errors=True)
+            os.rename(partial, folder / name)
         except OSError:
+            if partial is not None:
+                shutil.rmtree(partial, ignore_errors=True)
+            if (folder / name).is_dir():
+                return      # another process wrote the same cache meanwhile
             continue
+        log(f"data: cached decoded arrays in {folder / name}")
+        return
     log("data: no writable cache folder; the next start decodes again")
 
 
@@ -373,6 +377,8 @@ class Normalise:
     """
 
     def __init__(self, kind, images, indices, device, chunk=4096):
+        if chunk * 255 >= 2 ** 24:
+            raise ValueError("chunk too large for exact float32 sums")
         total = torch.zeros(images[0].numel(), dtype=torch.float64)
         square = torch.zeros(images.shape[1], dtype=torch.float64)
         ones = torch.ones(1, chunk)

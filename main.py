@@ -780,8 +780,8 @@ def resolve_jobs(jobs, device, threads):
 
 def execute(args, runs, worker=None, dataset=None, log=None):
     """Train every run of the list that has no result and that no other
-    worker holds. A worker (``worker`` set) loads its own copy of the data
-    and leaves assembling the tables to its parent."""
+    worker holds. Without a ``dataset`` it loads the data itself. A worker
+    (``worker`` set) leaves assembling the tables to the command."""
     prefix = "" if worker is None else f"[worker {worker}] "
     if log is None:
         def log(line):

@@ -270,6 +270,13 @@ class SGD:
         return {"momentum_buffers": [list(b) for b in self.buffers]}
 
     def load_state_dict(self, state):
+        sizes = [len(group["params"]) for group in self.param_groups]
+        saved = ([len(group["params"]) for group in state["param_groups"]]
+                 if "state" in state else
+                 [len(b) for b in state["momentum_buffers"]])
+        if saved != sizes:
+            raise ValueError(f"optimiser state for parameter groups of sizes "
+                             f"{saved}, not {sizes}")
         if "state" in state:
             # saved by torch.optim.SGD: buffers numbered across the groups
             numbered = iter(range(sum(len(b) for b in self.buffers)))

@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import time
+import traceback
 from pathlib import Path
 
 # a lock from another host counts as abandoned after this long without a
@@ -158,9 +159,10 @@ def _visible_gpus():
 
 def run_workers(target, args, runs, jobs, device_type, log, dataset=None):
     """Run ``target(args, runs, worker)`` as ``jobs`` workers sharing the
-    whole list through the run locks: worker 0 in this process (with the
-    ``dataset`` already loaded, on the first GPU), the others in processes
-    of their own. Returns the exit code: 0, or 130 after Ctrl-C."""
+    whole list through the run locks: worker 0 in this process (given the
+    ``dataset`` already loaded and ``log``; on the first GPU), the others
+    in processes of their own. Returns the exit code: 0, 1 when a worker
+    failed (the others finish their runs), or 130 after Ctrl-C."""
     visible = _visible_gpus() if device_type == "cuda" else []
     context = multiprocessing.get_context("spawn")
     workers = []
@@ -175,20 +177,24 @@ def run_workers(target, args, runs, jobs, device_type, log, dataset=None):
     where = (f"one per GPU ({len(visible)} GPUs)" if visible else
              f"{args.threads} CPU thread(s) each")
     log(f"{jobs} workers, {where}")
+    failed = 0
     try:
-        target(args, runs, 0, dataset)
+        try:
+            target(args, runs, 0, dataset,
+                   lambda line: log(f"[worker 0] {line}"))
+        except Exception:
+            # as a worker process would: report, and let the others finish
+            log("[worker 0] " + traceback.format_exc().rstrip())
+            failed += 1
         for process in workers:
             process.join()
     except KeyboardInterrupt:
         log("interrupted: stopping the workers; finished runs are saved")
         _stop(workers)
         return 130
-    except BaseException:
-        _stop(workers)
-        raise
-    failed = [w for w in workers if w.exitcode not in (0, None)]
+    failed += sum(w.exitcode not in (0, None) for w in workers)
     if failed:
-        log(f"{len(failed)} worker(s) ended with an error; rerun the same "
+        log(f"{failed} worker(s) ended with an error; rerun the same "
             f"command to finish their runs")
         return 1
     return 0

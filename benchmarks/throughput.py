@@ -226,7 +226,7 @@ sys.path.insert(0, {root!r})
 import data, main
 if not {use_cache!r}:
     # a first start: decode the images and write the cache somewhere fresh
-    fresh = Path(tempfile.mkdtemp())
+    fresh = Path(tempfile.mkdtemp(dir={out_dir!r}))
     data.cache_dirs = lambda data_dir: [fresh]
 train_epoch, evaluate = main.train_epoch, main.evaluate
 def first_epoch(*args, **kwargs):
@@ -252,7 +252,8 @@ def child_report(args, device, use_cache, out_dir):
             "--dist", args.dist, "--epochs", "1", "--jobs", "1",
             "--threads", str(torch.get_num_threads()), "--dtype", args.dtype,
             "--device", device.type, "--out-dir", str(out_dir), "--force"]
-    code = CHILD.format(root=str(ROOT), use_cache=use_cache, argv=argv)
+    code = CHILD.format(root=str(ROOT), use_cache=use_cache, argv=argv,
+                        out_dir=str(out_dir))
     launched = time.time()
     output = subprocess.run([sys.executable, "-c", code], check=True,
                             capture_output=True, text=True).stdout
@@ -324,12 +325,12 @@ def _tree_pss(root):
         pending += children.get(pid, [])
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except FileNotFoundError:
-            continue
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):
+            continue        # ended since the listing, or not yet reaped
+        except PermissionError:
             return None
-        total += next(int(line.split()[1]) for line in rollup.splitlines()
-                      if line.startswith("Pss:"))
+        total += sum(int(line.split()[1]) for line in rollup.splitlines()
+                     if line.startswith("Pss:"))
     return total / 1024
 
 

@@ -37,6 +37,25 @@ def test_two_jobs_give_the_same_results_as_one(image_folder, tiny_suites,
     assert set(runs["threads"]) == {1}
 
 
+def test_a_failing_worker_leaves_the_others_running(image_folder,
+                                                    tiny_suites, tmp_path,
+                                                    monkeypatch, capsys):
+    # worker 0 runs in this process, where every run fails; the spawned
+    # worker imports the real code and trains whatever it can claim
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(main, "train_run", broken)
+    out = tmp_path / "out"
+    code = run_cli(*parallel_args(image_folder, out, "--seeds", 0, 1,
+                                  "--jobs", 2))
+    log = capsys.readouterr().out
+    assert code == 1
+    assert "[worker 0] Traceback" in log and "out of memory" in log
+    assert "1 worker(s) ended with an error" in log
+    assert len(list(out.rglob("*.json"))) >= 3
+    assert not list(out.rglob("*.lock"))
+
+
 def _shard_process(suites, argv):
     """A separate process running the command, as a batch system would."""
     distributions.SUITES = suites
