@@ -1049,13 +1049,22 @@ def _accuracy_section(suite, model, init, summary, per_class):
 
 
 def _remedy_section(suite, model, init, summary):
+    # as in the figure: the distributions a remedy was trained on
+    trained = summary[~summary["remedy"].isin(["none", "threshold"])]
+    summary = summary[summary["distribution"].isin(
+        trained["distribution"].unique())]
+    # where the suite has a balanced row: how far each remedy leaves a
+    # distribution from it
+    balanced = ("vs_balanced_diff" in summary
+                and summary["vs_balanced_diff"].notna().any())
     lines = [f"**{suite}, remedies**, {_series_label(model, init)}, "
              f"{int(summary['epochs'].max())} epochs",
              "",
              "| distribution | remedy | seeds | accuracy % [95% CI] | "
              "minority recall % [95% CI] | macro-F1 % | vs none, points "
-             "[95% CI] |",
-             "|---|---|---|---|---|---|---|"]
+             "[95% CI] |" + (" vs balanced, no remedy, points [95% CI] |"
+                             if balanced else ""),
+             "|---|---|---|---|---|---|---|" + ("---|" if balanced else "")]
     order = {name: i for i, name in enumerate(runner.REMEDIES)}
     for row in _in_table_order(suite, summary, lambda r: order.get(
             r["remedy"], len(order))):
@@ -1068,7 +1077,8 @@ def _remedy_section(suite, model, init, summary):
             f"[{_percent(row['minority_recall_ci_low'])}, "
             f"{_percent(row['minority_recall_ci_high'])}] | "
             f"{_percent(row['macro_f1_mean'])} | "
-            f"{_interval(row, 'vs_none')} |")
+            f"{_interval(row, 'vs_none')} |"
+            + (f" {_interval(row, 'vs_balanced')} |" if balanced else ""))
     return "\n".join(lines)
 
 

@@ -148,6 +148,12 @@ def test_every_remedy_runs_from_the_command_line(image_folder, tiny_suites,
     assert oversampled["seeds"] == 2
     assert oversampled["vs_none_pairs"] == 2
     assert oversampled["vs_balanced_pairs"] == 2
+    # a remedy is measured against the balanced row without a remedy
+    plain = runs[(runs["distribution"] == "balanced")
+                 & (runs["remedy"] == "none")].set_index("seed")
+    expected = (rare.xs("oversample")["accuracy"]
+                - plain["accuracy"]).mean()
+    assert oversampled["vs_balanced_diff"] == pytest.approx(expected)
     assert oversampled["accuracy_ci_low"] <= oversampled["accuracy_mean"]
 
 
