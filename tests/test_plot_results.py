@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -298,3 +299,23 @@ def test_markdown_tables_come_from_the_summary(image_folder, tiny_suites,
     assert "**tiny**, baseline, 2 epochs" in text
     assert f"| balanced | 1x | 2 | {100 * balanced['accuracy_mean']:.1f}" in text
     assert "**tiny, remedies**" in text and "| one-rare | oversample | 2 |" in text
+
+
+# The README's results against the committed tables.
+
+def test_every_result_row_of_the_readme_is_printed_from_the_committed_csvs():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    results = readme[readme.index("\n## Results"):readme.index("\n## Speed")]
+    # the rows of generated tables: those that start with a distribution
+    names = {name for suite in distributions.SUITES.values()
+             for name in suite}
+    rows = [line for line in results.splitlines()
+            if line.split("|")[1:2] and line.split("|")[1].strip() in names]
+    assert len(rows) > 50
+    printed = "\n".join(
+        plot_results.markdown_report(root / folder, dtype)
+        for folder, dtype in (("results", "bf16"), ("results", "fp32"),
+                              ("results/equal-steps", "bf16")))
+    missing = [row for row in rows if row not in printed.splitlines()]
+    assert not missing, "\n".join(missing)
