@@ -964,7 +964,7 @@ def markdown_report(results_dir, dtype="bf16"):
                                               per_class))
             sections.append(_class_section(suite, model, init, plain,
                                            per_class))
-        if len(set(group["remedy"]) - {"none", "threshold"}):
+        if len(set(group["remedy"]) - {"none"}):
             sections.append(_remedy_section(suite, model, init, group))
     return "\n\n".join(s for s in sections if s)
 
@@ -1016,9 +1016,16 @@ def _interval(row, name):
             f"{100 * row[f'{name}_ci_high']:+.1f}]")
 
 
+def _epochs_label(summary):
+    epochs = sorted(set(summary["epochs"].astype(int)))
+    if len(epochs) == 1:
+        return f"{epochs[0]} epochs"
+    return f"{epochs[0]} to {epochs[-1]} epochs (per distribution)"
+
+
 def _accuracy_section(suite, model, init, summary, per_class):
     lines = [f"**{suite}**, {_series_label(model, init)}, "
-             f"{int(summary['epochs'].iloc[0])} epochs",
+             f"{_epochs_label(summary)}",
              "",
              "| distribution | ratio | seeds | accuracy % (sd) | vs balanced,"
              " points [95% CI] | minority recall % | rarest class recall % |"
@@ -1049,16 +1056,17 @@ def _accuracy_section(suite, model, init, summary, per_class):
 
 
 def _remedy_section(suite, model, init, summary):
-    # as in the figure: the distributions a remedy was trained on
+    # as in the figure: the distributions a remedy was trained on, if any
     trained = summary[~summary["remedy"].isin(["none", "threshold"])]
-    summary = summary[summary["distribution"].isin(
-        trained["distribution"].unique())]
+    if len(trained):
+        summary = summary[summary["distribution"].isin(
+            trained["distribution"].unique())]
     # where the suite has a balanced row: how far each remedy leaves a
     # distribution from it
     balanced = ("vs_balanced_diff" in summary
                 and summary["vs_balanced_diff"].notna().any())
     lines = [f"**{suite}, remedies**, {_series_label(model, init)}, "
-             f"{int(summary['epochs'].max())} epochs",
+             f"{_epochs_label(summary)}",
              "",
              "| distribution | remedy | seeds | accuracy % [95% CI] | "
              "minority recall % [95% CI] | macro-F1 % | vs none, points "
