@@ -1005,6 +1005,19 @@ def _spread(std, digits=1):
     return "" if pd.isna(std) else f" ({100 * std:.{digits}f})"
 
 
+def _with_interval(row, metric):
+    """``mean [low, high]`` in percent; the mean alone where one seed gives no
+    interval; blank where the metric does not apply (a balanced row's
+    minority recall)."""
+    mean = row.get(f"{metric}_mean")
+    if pd.isna(mean):
+        return ""
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    if pd.isna(low):
+        return _percent(mean)
+    return f"{_percent(mean)} [{_percent(low)}, {_percent(high)}]"
+
+
 def _interval(row, name):
     """``diff [low, high]`` in points, or blank."""
     diff = row.get(f"{name}_diff")
@@ -1065,25 +1078,28 @@ def _remedy_section(suite, model, init, summary):
     # distribution from it
     balanced = ("vs_balanced_diff" in summary
                 and summary["vs_balanced_diff"].notna().any())
+    # remedies of one distribution trained for different numbers of epochs
+    # (an equal-steps control) get a column of their own
+    per_row = (summary.groupby("distribution")["epochs"].nunique() > 1).any()
     lines = [f"**{suite}, remedies**, {_series_label(model, init)}, "
-             f"{_epochs_label(summary)}",
+             + (f"{_epochs_label(summary).split(' (')[0]} (per row)"
+                if per_row else _epochs_label(summary)),
              "",
-             "| distribution | remedy | seeds | accuracy % [95% CI] | "
-             "minority recall % [95% CI] | macro-F1 % | vs none, points "
-             "[95% CI] |" + (" vs balanced, no remedy, points [95% CI] |"
-                             if balanced else ""),
-             "|---|---|---|---|---|---|---|" + ("---|" if balanced else "")]
+             "| distribution | remedy |" + (" epochs |" if per_row else "")
+             + " seeds | accuracy % [95% CI] | minority recall % [95% CI] | "
+             "macro-F1 % | vs none, points [95% CI] |"
+             + (" vs balanced, no remedy, points [95% CI] |"
+                if balanced else ""),
+             "|---|---|" + ("---|" if per_row else "") + "---|---|---|---|---|"
+             + ("---|" if balanced else "")]
     order = {name: i for i, name in enumerate(runner.REMEDIES)}
-    for row in _in_table_order(suite, summary, lambda r: order.get(
-            r["remedy"], len(order))):
+    for row in _in_table_order(suite, summary, lambda r: (order.get(
+            r["remedy"], len(order)), r["epochs"])):
         lines.append(
             f"| {row['distribution']} | {row['remedy']} | "
-            f"{int(row['seeds'])} | {_percent(row['accuracy_mean'])} "
-            f"[{_percent(row['accuracy_ci_low'])}, "
-            f"{_percent(row['accuracy_ci_high'])}] | "
-            f"{_percent(row['minority_recall_mean'])} "
-            f"[{_percent(row['minority_recall_ci_low'])}, "
-            f"{_percent(row['minority_recall_ci_high'])}] | "
+            + (f"{int(row['epochs'])} | " if per_row else "")
+            + f"{int(row['seeds'])} | {_with_interval(row, 'accuracy')} | "
+            f"{_with_interval(row, 'minority_recall')} | "
             f"{_percent(row['macro_f1_mean'])} | "
             f"{_interval(row, 'vs_none')} |"
             + (f" {_interval(row, 'vs_balanced')} |" if balanced else ""))

@@ -275,6 +275,54 @@ def test_remedies_are_compared_after_the_same_epochs():
     assert set(kept["epochs"]) == {10} and len(kept) == 3
 
 
+def _remedy_summary(rows):
+    runs = pd.DataFrame([result_rows("paper", dist, seed, remedy=remedy,
+                                     epochs=epochs, accuracy=accuracy)[0]
+                         for dist, remedy, epochs, seed, accuracy in rows])
+    balanced = runs["distribution"] == "Dist.1"
+    runs = runs.assign(lr=0.001, batch_size=100, top_class_share=0.1,
+                       macro_f1=runs["accuracy"],
+                       imbalance_ratio=np.where(balanced, 1.0, 2.0),
+                       minority_recall=np.where(balanced, np.nan, 0.5))
+    return metrics.summarise(runs)
+
+
+def test_remedy_table_shows_epochs_only_where_they_vary_per_row():
+    same = _remedy_summary([("Dist.2", remedy, 10, seed, accuracy)
+                            for remedy, accuracy in (("none", 0.7),
+                                                     ("oversample", 0.75))
+                            for seed in (0, 1)])
+    text = plot_results._remedy_section("paper", "baseline", "default", same)
+    assert "baseline, 10 epochs\n" in text and "| epochs |" not in text
+    # an equal-steps control: no remedy trained longer than oversampling
+    longer = _remedy_summary([("Dist.2", "none", 30, seed, 0.6)
+                              for seed in (0, 1)])
+    text = plot_results._remedy_section(
+        "paper", "baseline", "default", pd.concat([same, longer]))
+    assert "10 to 30 epochs (per row)" in text
+    lines = [line for line in text.splitlines() if line.startswith("| Dist")]
+    assert [line.split(" | ")[1:3] for line in lines] == [
+        ["none", "10"], ["none", "30"], ["oversample", "10"]]
+    # oversampling is paired with no remedy at its own 10 epochs, not at 30
+    assert lines[2].split(" | ")[7] == "+5.0 [+5.0, +5.0] |"
+
+
+def test_remedy_table_leaves_metrics_that_do_not_apply_blank():
+    summary = _remedy_summary([("Dist.1", remedy, 10, seed, 0.7)
+                               for remedy in ("none", "oversample")
+                               for seed in (0, 1)]
+                              + [("Dist.2", "oversample", 10, 0, 0.7)])
+    text = plot_results._remedy_section("paper", "baseline", "default",
+                                        summary)
+    cells = {tuple(line.split(" | ")[:2]): line.split(" | ")
+             for line in text.splitlines() if line.startswith("| Dist")}
+    balanced = cells[("| Dist.1", "oversample")]
+    assert balanced[4] == "" and "[" in balanced[3]
+    # one seed: a mean without an interval
+    single = cells[("| Dist.2", "oversample")]
+    assert single[3] == "71.8" and single[4] == "50.0"
+
+
 def test_most_imbalanced_prefers_larger_ratios_then_table_order():
     confusions = pd.DataFrame({
         "distribution": ["Dist.1", "Dist.2", "Dist.8", "Dist.3"],
