@@ -314,13 +314,23 @@ class Batches:
     crop from a 4-pixel zero padding and a horizontal flip, all as tensor
     operations. The order and augmentation of epoch e come from a generator
     seeded with (seed, e), so a run resumed at epoch e sees the same batches.
+
+    ``shuffle=False`` keeps one fixed order instead, every epoch: all images
+    of class 0, then class 1, and so on, as a database written class by class
+    and read in stored order (Caffe's data layer does not shuffle) serves
+    them. Augmentation stays random.
     """
 
     def __init__(self, images, labels, indices, batch_size, normalise,
-                 augment, seed, device, memory_format=torch.contiguous_format):
+                 augment, seed, device, memory_format=torch.contiguous_format,
+                 shuffle=True):
         self.images = images
         self.labels = labels
         self.indices = indices.to(images.device)
+        self.shuffle = shuffle
+        if not shuffle:
+            by_class = torch.argsort(labels[self.indices], stable=True)
+            self.indices = self.indices[by_class]
         self.batch_size = batch_size
         self.normalise = normalise
         self.augment = augment
@@ -334,8 +344,9 @@ class Batches:
     def epoch(self, epoch):
         g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
         n = len(self.indices)
-        order = self.indices[torch.randperm(n, generator=g)
-                             .to(self.indices.device)]
+        order = self.indices
+        if self.shuffle:
+            order = order[torch.randperm(n, generator=g).to(order.device)]
         if self.augment:
             shifts = torch.randint(0, 9, (n, 2), generator=g).to(self.device)
             flips = (torch.rand(n, generator=g) < 0.5).to(self.device)

@@ -33,7 +33,7 @@ import models
 import parallel
 
 KEY_COLUMNS = ["suite", "distribution", "model", "init", "remedy",
-               "dtype", "seed", "data_seed", "epochs"]
+               "dtype", "order", "seed", "data_seed", "epochs"]
 RUN_COLUMNS = KEY_COLUMNS + [
     "lr", "batch_size", "train_images", "steps", "test_images",
     "imbalance_ratio", *metrics.RUN_METRICS, "train_loss", "train_accuracy",
@@ -52,6 +52,9 @@ REMEDIES = TRAINED_REMEDIES + ("threshold",)
 # two-phase: fine-tune the final layer for this share of the recipe's epochs
 # (at least one), at a tenth of the recipe's learning rate
 FINE_TUNE_FRACTION = 0.2
+# the order training images are served in: shuffled every epoch, or class by
+# class in one fixed order (a database written per class and not shuffled)
+ORDERS = ("shuffled", "by-class")
 
 
 class UsageError(ValueError):
@@ -73,22 +76,27 @@ class Run:
     lr: float
     batch_size: int
     dtype: str = "bf16"
+    order: str = "shuffled"
 
     @property
     def label(self):
         init = "" if self.init == "default" else f" init={self.init}"
         remedy = "" if self.remedy == "none" else f" {self.remedy}"
+        order = "" if self.order == "shuffled" else f" {self.order}"
         return (f"{self.suite}/{self.distribution} {self.model}{init}{remedy}"
-                f" seed {self.seed}")
+                f"{order} seed {self.seed}")
 
     @property
     def name(self):
         """File name stem: every setting that changes the result, except the
-        counts, which are checked against the table when resuming."""
+        counts, which are checked against the table when resuming. The
+        default order adds nothing, so files from before the setting existed
+        keep their names."""
+        order = "" if self.order == "shuffled" else f"-{self.order}"
         return (f"{self.model}-{self.init}-{self.remedy}-e{self.epochs}"
                 f"-lr{self.lr:g}"
                 f"-bs{self.batch_size}-{self.dtype}-seed{self.seed}"
-                f"-data{self.data_seed}")
+                f"-data{self.data_seed}{order}")
 
     @property
     def recipe(self):
@@ -149,6 +157,11 @@ def parse_args(argv=None):
                         help="remedies for imbalance, each a run of its own; "
                              "threshold is derived from the runs without a "
                              "remedy")
+    parser.add_argument("--order", choices=ORDERS, default="shuffled",
+                        help="training order: shuffled every epoch, or "
+                             "class by class in one fixed order, as a "
+                             "database written per class and read without "
+                             "shuffling")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="training seeds; each is a run of its own")
     parser.add_argument("--data-seed", type=int, default=0,
@@ -262,7 +275,7 @@ def plan_runs(args, selected, device=None):
                 if r in args.remedy or (r == "none"
                                         and "threshold" in args.remedy)]
     return [Run(suite, dist, counts, args.model, args.init, remedy, seed,
-                args.data_seed, epochs, lr, batch_size, dtype)
+                args.data_seed, epochs, lr, batch_size, dtype, args.order)
             for suite, dist, counts in selected
             for remedy in remedies for seed in args.seeds]
 
@@ -350,7 +363,8 @@ def train_run(run, dataset, device, out_dir, compile_model=False,
     plan = training_phases(run, indices, dataset.train_labels)
     phases = [data.Batches(images, labels, phase_indices, run.batch_size,
                            normalise, recipe["augment"], run.seed, device,
-                           torch.channels_last)
+                           torch.channels_last,
+                           shuffle=run.order == "shuffled")
               for phase_indices, _ in plan]
     phase_epochs = [epochs for _, epochs in plan]
     weights = (class_weights(run.counts, device)
@@ -486,7 +500,7 @@ def _record(run, dataset, recipe, history, logits, status, seconds, device):
     last = history[-1] if history else {}
     keys = {"suite": run.suite, "distribution": run.distribution,
             "model": run.model, "init": run.init, "remedy": run.remedy,
-            "dtype": run.dtype, "seed": run.seed,
+            "dtype": run.dtype, "order": run.order, "seed": run.seed,
             "data_seed": run.data_seed,
             "epochs": run.epochs}
     run_row = dict(
@@ -639,9 +653,11 @@ def assemble_tables(out_dir):
             if part is not None:
                 # where the file is now, relative to the results folder
                 part["run"]["run_file"] = str(path.relative_to(out_dir))
-                run_row = dict(part["run"], dtype=_dtype(part["run"]))
-                run_rows.append(run_row)
-                class_rows += [dict(row, dtype=run_row["dtype"])
+                # files from before a setting existed: its old value
+                settings = {"dtype": _dtype(part["run"]),
+                            "order": part["run"].get("order", "shuffled")}
+                run_rows.append(dict(part["run"], **settings))
+                class_rows += [dict(row, **settings)
                                for row in part["per_class"]]
     runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
     per_class = pd.DataFrame(class_rows, columns=CLASS_COLUMNS)

@@ -106,18 +106,19 @@ def interval(values, confidence=0.95):
 
 
 GROUP = ["suite", "distribution", "model", "init", "remedy", "dtype",
-         "epochs", "lr", "batch_size", "data_seed"]
+         "order", "epochs", "lr", "batch_size", "data_seed"]
 
 
 def summarise(runs):
-    """One row per (suite, distribution, model, init, remedy, dtype, epochs,
-    recipe and data seed): the number of seeds, how many runs collapsed onto
-    one class or diverged, and for each run metric its mean, standard
-    deviation and 95% interval. Two paired comparisons are added, each a
-    per-seed difference with its interval: ``vs_balanced`` against the
-    suite's balanced distribution without a remedy (same model, init and
-    seed: does a remedy bring the row back to the balanced accuracy?), and
-    ``vs_none`` against the same distribution without a remedy."""
+    """One row per (suite, distribution, model, init, remedy, dtype, order,
+    epochs, recipe and data seed): the number of seeds, how many runs
+    collapsed onto one class or diverged, and for each run metric its mean,
+    standard deviation and 95% interval. Two paired comparisons are added,
+    each a per-seed difference with its interval: ``vs_balanced`` against
+    the suite's balanced distribution without a remedy (same model, init,
+    order and seed: does a remedy bring the row back to the balanced
+    accuracy?), and ``vs_none`` against the same distribution without a
+    remedy."""
     import pandas as pd  # only the tables need it; training starts sooner
 
     ok = runs[runs["status"] == "ok"]

@@ -33,7 +33,9 @@ epochs, only the longest are plotted, so a mean never mixes short runs with
 full ones. Figures show the runs without a remedy unless ``--remedy`` names
 one; their file names then end in ``_<remedy>``. The remedies and confusion
 figures compare every remedy whatever ``--remedy`` says, each after the same
-number of epochs: the number most remedies were run with.
+number of epochs: the number most remedies were run with. Runs of one
+training dtype and order are shown (``--dtype``, ``--order``); figures of
+class-ordered runs end in ``_by-class`` and say so at the bottom.
 """
 
 import argparse
@@ -56,13 +58,12 @@ import metrics  # noqa: E402
 
 # the columns that identify a run, in both result tables
 RUN_KEYS = ["suite", "distribution", "model", "init", "remedy", "dtype",
-            "seed",
-            "data_seed", "epochs"]
+            "order", "seed", "data_seed", "epochs"]
 # values for columns that tables written by older versions lack
-COLUMN_DEFAULTS = {"init": "default", "remedy": "none", "dtype": "fp32"}
+COLUMN_DEFAULTS = {"init": "default", "remedy": "none", "dtype": "fp32",
+                   "order": "shuffled"}
 TEXT_COLUMNS = ["suite", "distribution", "model", "init", "remedy",
-                "dtype", "status",
-                "class"]
+                "dtype", "order", "status", "class"]
 
 WIDTH = 10          # inches; at DPI about 1,200 px, shown at ~900 in a README
 DPI = 120
@@ -108,13 +109,7 @@ def load_results(results_dir):
               f"wrote the table figures only")
         return _empty_tables()
 
-    for table in (runs, per_class):
-        for column, value in COLUMN_DEFAULTS.items():
-            table[column] = (table[column].fillna(value)
-                             if column in table else value)
-        for column in TEXT_COLUMNS:
-            if column in table:
-                table[column] = table[column].astype(str)
+    runs, per_class = _with_defaults(runs), _with_defaults(per_class)
 
     # a per-class row of a run missing from runs.csv counts as finished
     # when it holds an accuracy
@@ -123,6 +118,19 @@ def load_results(results_dir):
     per_class["status"] = per_class["status"].fillna(
         per_class["accuracy"].notna().map({True: "ok", False: "diverged"}))
     return runs, per_class
+
+
+def _with_defaults(table):
+    """The table with the default of every column it lacks, and its text
+    columns as strings."""
+    table = table.copy()
+    for column, value in COLUMN_DEFAULTS.items():
+        table[column] = (table[column].fillna(value)
+                         if column in table else value)
+    for column in TEXT_COLUMNS:
+        if column in table:
+            table[column] = table[column].astype(str)
+    return table
 
 
 def _empty_tables():
@@ -253,9 +261,16 @@ def _series_label(model, init):
     return model if init == "default" else f"{model} ({init} init)"
 
 
-def _suffix(init, remedy):
+def _suffix(init, remedy, order="shuffled"):
     return ("" if init == "default" else f"_{init}") + (
-        "" if remedy == "none" else f"_{remedy}")
+        "" if remedy == "none" else f"_{remedy}") + (
+        "" if order == "shuffled" else f"_{order}")
+
+
+def _order_note(order):
+    """A line for figures of runs not trained in shuffled order."""
+    return ("" if order == "shuffled" else
+            f"training order: {order} (one fixed order, never shuffled)")
 
 
 def _balanced(suite):
@@ -381,7 +396,10 @@ def _accuracy_norm(*tables):
     return colors.Normalize(low, max(high, low + 1))
 
 
-def _save(fig, path):
+def _save(fig, path, note=""):
+    if note:
+        fig.text(0.01, 0.005, note, fontsize=8, ha="left", va="bottom",
+                 color="0.3")
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     print(f"wrote {path}")
@@ -792,13 +810,18 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="bf16",
                         help="plot the runs trained with this dtype "
                              "(bf16 or fp32)")
+    parser.add_argument("--order", default="shuffled",
+                        choices=runner.ORDERS,
+                        help="plot the runs trained in this order; figures "
+                             "of another order than shuffled end in "
+                             "_<order>")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.markdown:
-        print(markdown_report(args.results, args.dtype))
+        print(markdown_report(args.results, args.dtype, args.order))
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -812,38 +835,43 @@ def main(argv=None):
     runs, per_class = load_results(args.results)
     if runs.empty:
         return 0
-    runs, per_class = keep_dtype(runs, per_class, args.dtype)
+    settings = {"dtype": args.dtype, "order": args.order}
+    runs, per_class = keep_settings(runs, per_class, **settings)
     chosen, chosen_class = select_runs(runs, per_class, args.remedy)
     if chosen.empty or chosen_class.empty:
         print(f"no finished runs with remedy {args.remedy} in "
               f"{args.results}: no accuracy figures")
     else:
-        write_accuracy_figures(chosen, chosen_class, args.remedy, out)
-    write_remedy_figures(runs, args.results, out, args.dtype)
+        write_accuracy_figures(chosen, chosen_class, args.remedy, out,
+                               args.order)
+    write_remedy_figures(runs, args.results, out, **settings)
     return 0
 
 
-def keep_dtype(runs, per_class, dtype):
-    """Only the runs trained with ``dtype``, so that a mean never mixes
-    them; a printed note counts the others."""
-    other = runs["dtype"] != dtype
-    if other.any():
-        print(f"note: {int(other.sum())} runs with another dtype than "
-              f"{dtype} are left out (see --dtype)")
-    return (runs[~other], per_class[per_class["dtype"] == dtype])
+def keep_settings(runs, per_class, **settings):
+    """Only the runs trained with these settings (dtype, order), so that a
+    mean never mixes them; a printed note counts the others."""
+    for column, value in settings.items():
+        other = runs[column] != value
+        if other.any():
+            print(f"note: {int(other.sum())} runs with another {column} "
+                  f"than {value} are left out (see --{column})")
+        runs, per_class = runs[~other], per_class[per_class[column] == value]
+    return runs, per_class
 
 
-def write_accuracy_figures(runs, per_class, remedy, out):
+def write_accuracy_figures(runs, per_class, remedy, out, order="shuffled"):
     """The accuracy, overall, accuracy-vs-count and paper-vs-small figures
-    of the runs made with ``remedy``."""
-    suffix = _suffix("default", remedy)
+    of the runs made with ``remedy``, trained in ``order``."""
+    note = _order_note(order)
+    suffix = _suffix("default", remedy, order)
     suites = _suite_order(
         list(distributions.SUITES) + list(runs["suite"].unique()))
 
     # one accuracy table per suite, model and initialisation
     for model, init in _series(runs):
         for suite in suites:
-            name = f"accuracy_{suite}_{model}{_suffix(init, remedy)}"
+            name = f"accuracy_{suite}_{model}{_suffix(init, remedy, order)}"
             pick = ((runs["suite"] == suite) & (runs["model"] == model)
                     & (runs["init"] == init))
             pick_class = ((per_class["suite"] == suite)
@@ -853,7 +881,8 @@ def write_accuracy_figures(runs, per_class, remedy, out):
                 _skip(name, f"no results for {_run_words(suite, model, init)}")
                 continue
             _save(plot_accuracy(suite, model, init, runs[pick],
-                                per_class[pick_class]), out / f"{name}.png")
+                                per_class[pick_class]), out / f"{name}.png",
+                  note)
 
     # overall accuracy; suites without a balanced row borrow paper's
     reference = {}
@@ -869,14 +898,15 @@ def write_accuracy_figures(runs, per_class, remedy, out):
         if chosen.empty:
             _skip(name, f"no results for suite {suite}")
             continue
-        _save(plot_overall(suite, chosen, reference), out / f"{name}.png")
+        _save(plot_overall(suite, chosen, reference), out / f"{name}.png",
+              note)
 
     name = f"accuracy_vs_count{suffix}"
     chosen = per_class[per_class["init"] == "default"]
     if chosen.empty:
         _skip(name, "no results with the default initialisation")
     else:
-        _save(plot_accuracy_vs_count(chosen), out / f"{name}.png")
+        _save(plot_accuracy_vs_count(chosen), out / f"{name}.png", note)
 
     name = f"paper_vs_small{suffix}"
     both = sorted(set(_series(runs[runs["suite"] == "paper"]))
@@ -886,12 +916,15 @@ def write_accuracy_figures(runs, per_class, remedy, out):
         _skip(name, "no model with results in both suites paper and small")
     else:
         _save(plot_paper_vs_small(runs, per_class, both),
-              out / f"{name}.png")
+              out / f"{name}.png", note)
 
 
-def write_remedy_figures(runs, results_dir, out, dtype):
+def write_remedy_figures(runs, results_dir, out, dtype="bf16",
+                         order="shuffled"):
     """The remedies and confusion figures of every suite, model and
-    initialisation, from the finished runs of every remedy."""
+    initialisation, from the finished runs of every remedy trained with
+    ``dtype`` in ``order``."""
+    note = _order_note(order)
     finished = runs[runs["status"] == "ok"]
     runs = comparable_runs(finished)
     if len(runs) < len(finished):
@@ -903,14 +936,15 @@ def write_remedy_figures(runs, results_dir, out, dtype):
         runs = runs.assign(minority_recall=np.nan)
     confusions = load_confusions(results_dir)
     confusions = comparable_runs(
-        confusions[confusions["dtype"] == dtype])
+        confusions[(confusions["dtype"] == dtype)
+                   & (confusions["order"] == order)])
     suites = _suite_order(
         list(distributions.SUITES) + list(runs["suite"].unique()))
 
     for model, init in _series(runs):
         for suite in suites:
             words = _run_words(suite, model, init)
-            name = f"remedies_{suite}_{model}{_suffix(init, 'none')}"
+            name = f"remedies_{suite}_{model}{_suffix(init, 'none', order)}"
             chosen = runs[(runs["suite"] == suite) & (runs["model"] == model)
                           & (runs["init"] == init)]
             found = sorted(set(chosen["remedy"]))
@@ -919,9 +953,10 @@ def write_remedy_figures(runs, results_dir, out, dtype):
                             if found else f"no results for {words}")
             else:
                 _save(plot_remedies(suite, model, init, chosen),
-                      out / f"{name}.png")
+                      out / f"{name}.png", note)
 
-            name = f"confusion_{suite}_{model}{_suffix(init, 'none')}"
+            name = (f"confusion_{suite}_{model}"
+                    f"{_suffix(init, 'none', order)}")
             chosen = confusions[(confusions["suite"] == suite)
                                 & (confusions["model"] == model)
                                 & (confusions["init"] == init)]
@@ -930,7 +965,7 @@ def write_remedy_figures(runs, results_dir, out, dtype):
                             f"a confusion matrix for {words}")
             else:
                 _save(plot_confusion(suite, model, init, chosen),
-                      out / f"{name}.png")
+                      out / f"{name}.png", note)
 
 
 def _run_words(suite, model, init):
@@ -942,16 +977,18 @@ def _run_words(suite, model, init):
 # The README's tables, printed from the result tables so that every number
 # there can be regenerated.
 
-def markdown_report(results_dir, dtype="bf16"):
+def markdown_report(results_dir, dtype="bf16", order="shuffled"):
     """Markdown tables of every suite, initialisation and remedy found in
-    ``summary.csv``, for one training dtype."""
+    ``summary.csv``, for one training dtype and order."""
     results_dir = Path(results_dir)
     summary = _read_csv(results_dir / "summary.csv")
     if summary.empty:
         return f"no summary.csv with rows in {results_dir}"
-    per_class = _read_csv(results_dir / "per_class.csv")
-    summary = summary[summary["dtype"] == dtype]
-    per_class = per_class[per_class["dtype"] == dtype]
+    summary = _with_defaults(summary)
+    per_class = _with_defaults(_read_csv(results_dir / "per_class.csv"))
+    for column, value in (("dtype", dtype), ("order", order)):
+        summary = summary[summary[column] == value]
+        per_class = per_class[per_class[column] == value]
     sections = []
     order = {s: i for i, s in enumerate(_suite_order(summary["suite"]))}
     groups = summary.groupby(["suite", "model", "init"], sort=False)

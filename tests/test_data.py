@@ -149,6 +149,29 @@ def test_batches_cover_the_subset_once_per_epoch_and_repeat():
     assert seen(0) != seen(1)
 
 
+
+def test_unshuffled_batches_come_class_by_class_in_one_order():
+    images = torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1).expand(
+        50, 3, 32, 32).contiguous()
+    labels = torch.arange(50) % 10
+    indices = torch.tensor([3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 40])
+    batches = data.Batches(images, labels, indices, 5, lambda x: x.float(),
+                           True, seed=0, device=torch.device("cpu"),
+                           shuffle=False)
+
+    def served(epoch):
+        return [int(v) for _, y in batches.epoch(epoch) for v in y]
+
+    # every image once, classes in label order, the same order every epoch
+    assert served(0) == sorted(labels[indices].tolist())
+    assert served(0) == served(1)
+    # within a class, images keep their stored order
+    assert batches.indices.tolist() == [40, 11, 31, 3, 13, 23, 5, 7, 17,
+                                        37, 19, 29]
+    # augmentation stays random from epoch to epoch
+    first, second = (next(iter(batches.epoch(e)))[0] for e in (0, 1))
+    assert not torch.equal(first, second)
+
 def test_normalise_mean_image_and_per_channel():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 3, 32, 32), generator=g,

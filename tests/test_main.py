@@ -211,3 +211,28 @@ def test_dtype_is_part_of_a_run_and_float32_is_available(
                    .glob("*.json"))
     assert [("-bf16-" in f, "-fp32-" in f) for f in files] == [
         (True, False), (False, True)]
+
+
+def test_class_ordered_training_is_a_setting_of_its_own(
+        image_folder, tiny_suites, tmp_path, capsys):
+    out = tmp_path / "out"
+    for order in ("shuffled", "by-class"):
+        assert run_cli(*tiny_args(image_folder, out, "--order", order)) == 0
+    runs = read_tables(out)[0]
+    assert sorted(runs["order"]) == ["by-class"] * 2 + ["shuffled"] * 2
+    # the default order keeps the file names of runs made before the flag
+    stem = "baseline-default-none-e2-lr0.001-bs16-bf16-seed0-data0"
+    files = [f"{stem}.json", f"{stem}-by-class.json"]
+    folder = out / "runs" / "tiny" / "balanced"
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted(files)
+    shuffled, by_class = (json.loads((folder / f).read_text())
+                          for f in files)
+    assert shuffled["history"] != by_class["history"]
+    # each order is compared with the balanced row of the same order
+    summary = pd.read_csv(out / "summary.csv")
+    summary = summary[summary["remedy"] == "none"]
+    assert sorted(summary["order"]) == sorted(runs["order"])
+    assert (summary["vs_balanced_pairs"] == 1).all()
+    capsys.readouterr()
+    run_cli(*tiny_args(image_folder, out, "--order", "by-class"))
+    assert "0 trained, 2 already had results" in capsys.readouterr().out

@@ -29,8 +29,8 @@ def result_rows(suite, dist, seed, init="default", status="ok",
     """One run row and its ten per-class rows, as main.py writes them."""
     counts = distributions.SUITES[suite][dist]
     key = dict(suite=suite, distribution=dist, model="baseline", init=init,
-               remedy=remedy, dtype="bf16", seed=seed, data_seed=0,
-               epochs=epochs)
+               remedy=remedy, dtype="bf16", order="shuffled", seed=seed,
+               data_seed=0, epochs=epochs)
     ok = status == "ok"
     # a little spread over classes and seeds, as real runs have
     per_class = [accuracy + 0.02 * (c % 3) + 0.01 * seed for c in range(10)]
@@ -67,7 +67,7 @@ STANDARD_SPECS = (
        ("paper", "Dist.1", 0, "caffe")])
 
 
-def run_main(results, out):
+def run_main(results, out, *extra):
     """Run the command at a low resolution, which is faster; returns its
     exit status and what it printed."""
     printed = io.StringIO()
@@ -75,7 +75,7 @@ def run_main(results, out):
             contextlib.redirect_stdout(printed):
         patch.setattr(plot_results, "DPI", 40)
         status = plot_results.main(
-            ["--results", str(results), "--out", str(out)])
+            ["--results", str(results), "--out", str(out), *extra])
     return status, printed.getvalue()
 
 
@@ -165,8 +165,8 @@ def test_only_the_chosen_dtype_is_plotted(tmp_path, capsys):
     per_class = pd.read_csv(results / "per_class.csv")
     per_class.loc[per_class["distribution"] == "Dist.2", "dtype"] = "fp32"
     per_class.to_csv(results / "per_class.csv", index=False)
-    kept, kept_class = plot_results.keep_dtype(
-        *plot_results.load_results(results), "bf16")
+    kept, kept_class = plot_results.keep_settings(
+        *plot_results.load_results(results), dtype="bf16")
     assert list(kept["distribution"]) == ["Dist.1"]
     assert set(kept_class["distribution"]) == {"Dist.1"}
     assert "1 runs with another dtype than bf16" in capsys.readouterr().out
@@ -347,6 +347,46 @@ def test_markdown_tables_come_from_the_summary(image_folder, tiny_suites,
     assert "**tiny**, baseline, 2 epochs" in text
     assert f"| balanced | 1x | 2 | {100 * balanced['accuracy_mean']:.1f}" in text
     assert "**tiny, remedies**" in text and "| one-rare | oversample | 2 |" in text
+
+
+def test_each_training_order_has_its_own_tables_and_figures(
+        image_folder, tiny_suites, tmp_path, capsys):
+    results = tmp_path / "results"
+    for order in ("shuffled", "by-class"):
+        assert run_cli(*tiny_args(image_folder, results, "--order", order,
+                                  "--seeds", 0, 1)) == 0
+    summary = pd.read_csv(results / "summary.csv")
+    capsys.readouterr()
+    for order in ("shuffled", "by-class"):
+        text = plot_results.markdown_report(results, order=order)
+        row = summary[(summary["distribution"] == "one-rare")
+                      & (summary["remedy"] == "none")
+                      & (summary["order"] == order)].iloc[0]
+        line = next(line for line in text.splitlines()
+                    if line.startswith("| one-rare |"))
+        assert f"| {100 * row['accuracy_mean']:.1f} (" in line
+        assert (f"{100 * row['vs_balanced_diff']:+.1f} "
+                f"[{100 * row['vs_balanced_ci_low']:+.1f}") in line
+    status, printed = run_main(results, tmp_path / "figures", "--order",
+                               "by-class")
+    assert status == 0
+    assert "runs with another order than by-class are left out" in printed
+    written = {p.name for p in (tmp_path / "figures").glob("*_by-class.png")}
+    assert {"accuracy_tiny_baseline_by-class.png",
+            "remedies_tiny_baseline_by-class.png"} <= written
+    assert not (tmp_path / "figures" / "accuracy_tiny_baseline.png").exists()
+
+
+def test_summaries_from_before_the_order_setting_count_as_shuffled(
+        image_folder, tiny_suites, tmp_path, capsys):
+    results = tmp_path / "results"
+    assert run_cli(*tiny_args(image_folder, results)) == 0
+    for name in ("summary.csv", "per_class.csv"):
+        table = pd.read_csv(results / name)
+        table.drop(columns="order").to_csv(results / name, index=False)
+    assert "| one-rare |" in plot_results.markdown_report(results)
+    assert "| one-rare |" not in plot_results.markdown_report(
+        results, order="by-class")
 
 
 # The README's results against the committed tables.

@@ -100,7 +100,7 @@ def test_metrics_match_a_hand_worked_example():
 def test_a_run_predicting_one_class_counts_as_collapsed():
     runs = pd.DataFrame({
         "suite": "s", "distribution": "d", "model": "m", "init": "i",
-        "remedy": "none", "dtype": "bf16", "epochs": 1,
+        "remedy": "none", "dtype": "bf16", "order": "shuffled", "epochs": 1,
         "seed": [0, 1, 2, 3],
         "status": ["ok", "ok", "ok", "diverged"],
         "imbalance_ratio": 2.0, "accuracy": [0.1, 0.5, 0.6, np.nan],
