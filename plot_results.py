@@ -397,10 +397,12 @@ def _accuracy_norm(*tables):
 
 
 def _save(fig, path, note=""):
+    """Write a figure; a ``note`` goes in a line above it, which the saved
+    image grows to hold."""
     if note:
-        fig.text(0.01, 0.005, note, fontsize=8, ha="left", va="bottom",
+        fig.text(0.01, 1.0, note, fontsize=9, ha="left", va="bottom",
                  color="0.3")
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight" if note else None)
     plt.close(fig)
     print(f"wrote {path}")
 
@@ -1074,13 +1076,18 @@ def _epochs_label(summary):
 
 
 def _accuracy_section(suite, model, init, summary, per_class):
+    """The accuracy table of one suite and series; a "diverged" column is
+    added where any run of it diverged (seeds counts the finished runs)."""
+    diverged = "diverged" in summary and summary["diverged"].gt(0).any()
     lines = [f"**{suite}**, {_series_label(model, init)}, "
              f"{_epochs_label(summary)}",
              "",
              "| distribution | ratio | seeds | accuracy % (sd) | vs balanced,"
              " points [95% CI] | minority recall % | rarest class recall % |"
-             " weakest class (recall %) | collapsed |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             " weakest class (recall %) | collapsed |"
+             + (" diverged |" if diverged else ""),
+             "|---|---|---|---|---|---|---|---|---|"
+             + ("---|" if diverged else "")]
     for row in _in_table_order(suite, summary):
         runs = per_class[(per_class["suite"] == suite)
                          & (per_class["distribution"] == row["distribution"])
@@ -1088,12 +1095,14 @@ def _accuracy_section(suite, model, init, summary, per_class):
                          & (per_class["init"] == init)
                          & (per_class["remedy"] == "none")
                          & (per_class["epochs"] == row["epochs"])]
-        recall = runs.groupby("class")["accuracy"].mean()
+        # diverged runs have no per-class accuracy
+        recall = runs.groupby("class")["accuracy"].mean().dropna()
         weakest = (f"{recall.idxmin()} ({_percent(recall.min())})"
                    if len(recall) else "")
         counts = list(runs.groupby("class")["train_count"].first())
         ratio = (f"{distributions.imbalance_ratio(counts):.3g}x" if counts
                  else "")
+        runs_made = int(row["seeds"]) + int(row.get("diverged", 0))
         lines.append(
             f"| {row['distribution']} | {ratio} | {int(row['seeds'])} | "
             f"{_percent(row['accuracy_mean'])}"
@@ -1101,7 +1110,8 @@ def _accuracy_section(suite, model, init, summary, per_class):
             f"{_interval(row, 'vs_balanced')} | "
             f"{_percent(row['minority_recall_mean'])} | "
             f"{_percent(row['rarest_recall_mean'])} | {weakest} | "
-            f"{int(row['collapsed'])}/{int(row['seeds'])} |")
+            f"{int(row['collapsed'])}/{int(row['seeds'])} |"
+            + (f" {int(row['diverged'])}/{runs_made} |" if diverged else ""))
     return "\n".join(lines)
 
 

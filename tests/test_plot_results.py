@@ -377,6 +377,32 @@ def test_each_training_order_has_its_own_tables_and_figures(
     assert not (tmp_path / "figures" / "accuracy_tiny_baseline.png").exists()
 
 
+def test_accuracy_table_counts_diverged_runs_where_there_are_any(tmp_path):
+    specs = [("paper", "Dist.1", 0), ("paper", "Dist.1", 1),
+             ("paper", "Dist.2", 0), ("paper", "Dist.2", 1, "default",
+                                      "diverged")]
+    rows = [result_rows(*spec) for spec in specs]
+    runs = pd.DataFrame([run for run, _ in rows]).assign(
+        lr=0.001, batch_size=100, top_class_share=0.1, roc_auc=0.9,
+        imbalance_ratio=lambda r: np.where(r["distribution"] == "Dist.1",
+                                           1.0, 1.5))
+    for metric in ("macro_f1", "minority_recall", "rarest_recall"):
+        runs[metric] = runs["accuracy"]
+    per_class = pd.DataFrame([c for _, classes in rows for c in classes])
+    per_class.to_csv(tmp_path / "per_class.csv", index=False)
+    metrics.summarise(runs).to_csv(tmp_path / "summary.csv", index=False)
+    text = plot_results.markdown_report(tmp_path)
+    assert "| collapsed | diverged |" in text
+    line = next(line for line in text.splitlines()
+                if line.startswith("| Dist.2 |"))
+    assert line.startswith("| Dist.2 | 1.5x | 1 |")
+    assert line.endswith("| 0/1 | 1/2 |")
+    # without a diverged run the table keeps its usual columns
+    ok = runs[runs["status"] == "ok"]
+    metrics.summarise(ok).to_csv(tmp_path / "summary.csv", index=False)
+    assert "diverged" not in plot_results.markdown_report(tmp_path)
+
+
 def test_summaries_from_before_the_order_setting_count_as_shuffled(
         image_folder, tiny_suites, tmp_path, capsys):
     results = tmp_path / "results"
@@ -402,8 +428,10 @@ def test_every_result_row_of_the_readme_is_printed_from_the_committed_csvs():
             if line.split("|")[1:2] and line.split("|")[1].strip() in names]
     assert len(rows) > 50
     printed = "\n".join(
-        plot_results.markdown_report(root / folder, dtype)
-        for folder, dtype in (("results", "bf16"), ("results", "fp32"),
-                              ("results/equal-steps", "bf16")))
+        plot_results.markdown_report(root / folder, dtype, order)
+        for folder, dtype, order in (
+            ("results", "bf16", "shuffled"), ("results", "fp32", "shuffled"),
+            ("results", "bf16", "by-class"),
+            ("results/equal-steps", "bf16", "shuffled")))
     missing = [row for row in rows if row not in printed.splitlines()]
     assert not missing, "\n".join(missing)
