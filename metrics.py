@@ -107,6 +107,9 @@ def interval(values, confidence=0.95):
 
 GROUP = ["suite", "distribution", "model", "init", "remedy", "dtype",
          "order", "epochs", "lr", "batch_size", "data_seed"]
+# a run without a remedy counts as trained for as long as a remedy's run when
+# their optimiser steps differ by at most this share
+EQUAL_STEPS = 0.05
 
 
 def summarise(runs):
@@ -118,7 +121,11 @@ def summarise(runs):
     the suite's balanced distribution without a remedy (same model, init,
     order and seed: does a remedy bring the row back to the balanced
     accuracy?), and ``vs_none`` against the same distribution without a
-    remedy."""
+    remedy. For a trained remedy, ``vs_none_steps`` compares with the runs
+    without a remedy trained for other epochs but the same number of steps
+    (within ``EQUAL_STEPS``), where a results folder holds them: a remedy
+    that changes the length of an epoch against no remedy trained as
+    long."""
     import pandas as pd  # only the tables need it; training starts sooner
 
     ok = runs[runs["status"] == "ok"]
@@ -141,16 +148,36 @@ def summarise(runs):
                     _same(ok, key, distribution=balanced, remedy="none"))
         if key[4] != "none":
             _paired(row, "vs_none", group, _same(ok, key, remedy="none"))
+        if key[4] not in ("none", "threshold") and "steps" in group:
+            _paired(row, "vs_none_steps", group,
+                    _equal_steps(ok, key, group["steps"].median()))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _same(ok, key, **change):
+def _same(ok, key, ignore=(), **change):
+    """The runs of ``ok`` whose group is ``key`` with ``change`` made and the
+    columns in ``ignore`` left free."""
     wanted = dict(zip(GROUP, key), **change)
     mask = np.ones(len(ok), dtype=bool)
     for column, value in wanted.items():
-        mask &= (ok[column] == value).to_numpy()
+        if column not in ignore:
+            mask &= (ok[column] == value).to_numpy()
     return ok[mask]
+
+
+def _equal_steps(ok, key, steps):
+    """The runs without a remedy of the same distribution and recipe, but of
+    other epochs, whose median steps are closest to ``steps`` and within
+    ``EQUAL_STEPS`` of it; empty where there are none."""
+    others = _same(ok, key, ignore=("epochs",), remedy="none")
+    others = others[others["epochs"] != key[GROUP.index("epochs")]]
+    if others.empty or np.isnan(steps):
+        return others.iloc[:0]
+    gap = (others.groupby("epochs")["steps"].median() - steps).abs() / steps
+    if gap.min() > EQUAL_STEPS:
+        return others.iloc[:0]
+    return others[others["epochs"] == gap.idxmin()]
 
 
 def _paired(row, name, group, reference):

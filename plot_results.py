@@ -1128,6 +1128,9 @@ def _remedy_section(suite, model, init, summary):
     # remedies of one distribution trained for different numbers of epochs
     # (an equal-steps control) get a column of their own
     per_row = (summary.groupby("distribution")["epochs"].nunique() > 1).any()
+    # remedies compared with no remedy trained for as many steps
+    steps = ("vs_none_steps_diff" in summary
+             and summary["vs_none_steps_diff"].notna().any())
     lines = [f"**{suite}, remedies**, {_series_label(model, init)}, "
              + (f"{_epochs_label(summary).split(' (')[0]} (per row)"
                 if per_row else _epochs_label(summary)),
@@ -1135,10 +1138,11 @@ def _remedy_section(suite, model, init, summary):
              "| distribution | remedy |" + (" epochs |" if per_row else "")
              + " seeds | accuracy % [95% CI] | minority recall % [95% CI] | "
              "macro-F1 % | vs none, points [95% CI] |"
+             + (" vs none at equal steps, points [95% CI] |" if steps else "")
              + (" vs balanced, no remedy, points [95% CI] |"
                 if balanced else ""),
              "|---|---|" + ("---|" if per_row else "") + "---|---|---|---|---|"
-             + ("---|" if balanced else "")]
+             + ("---|" if steps else "") + ("---|" if balanced else "")]
     order = {name: i for i, name in enumerate(runner.REMEDIES)}
     for row in _in_table_order(suite, summary, lambda r: (order.get(
             r["remedy"], len(order)), r["epochs"])):
@@ -1149,6 +1153,7 @@ def _remedy_section(suite, model, init, summary):
             f"{_with_interval(row, 'minority_recall')} | "
             f"{_percent(row['macro_f1_mean'])} | "
             f"{_interval(row, 'vs_none')} |"
+            + (f" {_interval(row, 'vs_none_steps')} |" if steps else "")
             + (f" {_interval(row, 'vs_balanced')} |" if balanced else ""))
     return "\n".join(lines)
 

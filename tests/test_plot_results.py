@@ -275,7 +275,10 @@ def test_remedies_are_compared_after_the_same_epochs():
     assert set(kept["epochs"]) == {10} and len(kept) == 3
 
 
-def _remedy_summary(rows):
+def _remedy_summary(rows, steps=None):
+    """The summary of runs given as (distribution, remedy, epochs, seed,
+    accuracy); ``steps`` maps (remedy, epochs) to a run's steps (default:
+    100 an epoch)."""
     runs = pd.DataFrame([result_rows("paper", dist, seed, remedy=remedy,
                                      epochs=epochs, accuracy=accuracy)[0]
                          for dist, remedy, epochs, seed, accuracy in rows])
@@ -283,7 +286,10 @@ def _remedy_summary(rows):
     runs = runs.assign(lr=0.001, batch_size=100, top_class_share=0.1,
                        macro_f1=runs["accuracy"],
                        imbalance_ratio=np.where(balanced, 1.0, 2.0),
-                       minority_recall=np.where(balanced, np.nan, 0.5))
+                       minority_recall=np.where(balanced, np.nan, 0.5),
+                       steps=[(steps or {}).get((r, e), 100 * e)
+                              for r, e in zip(runs["remedy"],
+                                              runs["epochs"])])
     return metrics.summarise(runs)
 
 
@@ -305,6 +311,32 @@ def test_remedy_table_shows_epochs_only_where_they_vary_per_row():
         ["none", "10"], ["none", "30"], ["oversample", "10"]]
     # oversampling is paired with no remedy at its own 10 epochs, not at 30
     assert lines[2].split(" | ")[7] == "+5.0 [+5.0, +5.0] |"
+
+
+def test_remedy_table_pairs_with_no_remedy_at_equal_steps_where_it_can():
+    rows = [("Dist.2", remedy, epochs, seed, accuracy)
+            for remedy, epochs, accuracy in (("none", 10, 0.7),
+                                             ("none", 40, 0.72),
+                                             ("undersample", 100, 0.62),
+                                             ("oversample", 10, 0.75))
+            for seed in (0, 1)]
+    summary = _remedy_summary(rows, steps={("undersample", 100): 4000,
+                                           ("oversample", 10): 4100})
+    text = plot_results._remedy_section("paper", "baseline", "default",
+                                        summary)
+    assert "| vs none at equal steps, points [95% CI] |" in text
+    cells = {tuple(line.split(" | ")[1:3]): line.strip("| ").split(" | ")
+             for line in text.splitlines() if line.startswith("| Dist")}
+    # undersampling: no pair at its epochs, one at its steps (4,000)
+    assert cells[("undersample", "100")][7:9] == ["", "-10.0 [-10.0, -10.0]"]
+    # oversampling (4,100 steps): both, each against its own reference
+    assert cells[("oversample", "10")][7:9] == ["+5.0 [+5.0, +5.0]",
+                                                "+3.0 [+3.0, +3.0]"]
+    # without such pairs the column is left out
+    plain = _remedy_summary([row for row in rows if row[1] != "undersample"
+                             and row[2] == 10])
+    assert "equal steps" not in plot_results._remedy_section(
+        "paper", "baseline", "default", plain)
 
 
 def test_remedy_table_leaves_metrics_that_do_not_apply_blank():

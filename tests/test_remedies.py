@@ -114,6 +114,36 @@ def test_a_run_predicting_one_class_counts_as_collapsed():
     assert (row["seeds"], row["diverged"]) == (0, 4)
 
 
+def test_a_remedy_is_paired_with_no_remedy_trained_as_many_steps():
+    # no remedy for 10 and 20 epochs (1,000 and 2,000 steps), undersampling
+    # for 40 epochs of 49 steps (1,960 steps), oversampling for 10 epochs
+    # of 1,500 steps
+    specs = [("none", 10, 1000, 0.60), ("none", 20, 2000, 0.65),
+             ("undersample", 40, 1960, 0.55), ("oversample", 10, 1500, 0.70)]
+    runs = pd.DataFrame([
+        dict(suite="s", distribution="d", model="m", init="i", remedy=remedy,
+             dtype="bf16", order="shuffled", epochs=epochs, steps=steps,
+             seed=seed, status="ok", imbalance_ratio=2.0,
+             accuracy=accuracy + 0.01 * seed * (remedy == "undersample"),
+             top_class_share=0.2, lr=0.1, batch_size=10, data_seed=0)
+        for remedy, epochs, steps, accuracy in specs for seed in (0, 1, 2)])
+    summary = metrics.summarise(runs).set_index(["remedy", "epochs"])
+    under = summary.loc[("undersample", 40)]
+    assert under["vs_none_steps_diff"] == pytest.approx(-0.09)
+    assert under["vs_none_steps_pairs"] == 3
+    assert under["vs_none_steps_ci_low"] < -0.09 < under[
+        "vs_none_steps_ci_high"]
+    assert np.isnan(under["vs_none_diff"])
+    # 1,500 steps is not within 5% of 1,000 or 2,000: no equal-steps pair;
+    # the same epochs still give the usual comparison
+    over = summary.loc[("oversample", 10)]
+    assert np.isnan(over["vs_none_steps_diff"])
+    assert over["vs_none_diff"] == pytest.approx(0.10)
+    # no remedy is never compared with itself
+    assert summary.loc[("none", 20)][["vs_none_diff",
+                                      "vs_none_steps_diff"]].isna().all()
+
+
 def test_interval_is_a_t_interval():
     mean, std, low, high = metrics.interval([1.0, 2.0, 3.0])
     assert (mean, std) == (2.0, 1.0)
