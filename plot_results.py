@@ -35,7 +35,7 @@ one; their file names then end in ``_<remedy>``. The remedies and confusion
 figures compare every remedy whatever ``--remedy`` says, each after the same
 number of epochs: the number most remedies were run with. Runs of one
 training dtype and order are shown (``--dtype``, ``--order``); figures of
-class-ordered runs end in ``_by-class`` and say so at the bottom.
+class-ordered runs end in ``_by-class`` and say so above the figure.
 """
 
 import argparse
