@@ -559,9 +559,36 @@ def _device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return (f"cpu ({platform.processor() or platform.machine()}, "
+        # bf16 kernels differ between instruction sets (AMX or not), so
+        # the processor belongs with the numbers it produced
+        return (f"cpu ({_cpu_model()}, {_cpu_features()}, "
                 f"{torch.get_num_threads()} threads)")
     return device.type
+
+
+def _cpu_features():
+    """The vector instructions torch dispatches to, and whether the
+    processor has bf16 matrix (AMX) or bf16 vector instructions."""
+    features = [torch.backends.cpu.get_cpu_capability()]
+    for check, name in (("_is_amx_tile_supported", "AMX"),
+                        ("_is_avx512_bf16_supported", "AVX512-BF16")):
+        supported = getattr(torch.cpu, check, None)  # private, may go
+        if supported is not None and supported():
+            features.append(name)
+    return " ".join(features)
+
+
+def _cpu_model():
+    """The processor's model name where the system tells it (Linux), else
+    its architecture."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _progress(total, description, enabled):

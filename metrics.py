@@ -168,16 +168,23 @@ def _same(ok, key, ignore=(), **change):
 
 def _equal_steps(ok, key, steps):
     """The runs without a remedy of the same distribution and recipe, but of
-    other epochs, whose median steps are closest to ``steps`` and within
-    ``EQUAL_STEPS`` of it; empty where there are none."""
+    other epochs, whose median steps are within ``EQUAL_STEPS`` of ``steps``:
+    of several such epochs, the closest in steps, then the one with more
+    seeds, then the longer. Empty where there are none, or where the steps
+    are not recorded (result files older than the ``steps`` column)."""
     others = _same(ok, key, ignore=("epochs",), remedy="none")
     others = others[others["epochs"] != key[GROUP.index("epochs")]]
-    if others.empty or np.isnan(steps):
+    if others.empty or not steps > 0:
         return others.iloc[:0]
-    gap = (others.groupby("epochs")["steps"].median() - steps).abs() / steps
-    if gap.min() > EQUAL_STEPS:
+    per_epochs = others.groupby("epochs").agg(
+        steps=("steps", "median"), seeds=("seed", "nunique"))
+    per_epochs["gap"] = (per_epochs["steps"] - steps).abs() / steps
+    close = per_epochs[per_epochs["gap"] <= EQUAL_STEPS].reset_index()
+    if close.empty:
         return others.iloc[:0]
-    return others[others["epochs"] == gap.idxmin()]
+    best = close.sort_values(["gap", "seeds", "epochs"],
+                             ascending=[True, False, False]).iloc[0]
+    return others[others["epochs"] == best["epochs"]]
 
 
 def _paired(row, name, group, reference):

@@ -992,10 +992,10 @@ def markdown_report(results_dir, dtype="bf16", order="shuffled"):
         summary = summary[summary[column] == value]
         per_class = per_class[per_class[column] == value]
     sections = []
-    order = {s: i for i, s in enumerate(_suite_order(summary["suite"]))}
+    rank = {s: i for i, s in enumerate(_suite_order(summary["suite"]))}
     groups = summary.groupby(["suite", "model", "init"], sort=False)
     for (suite, model, init), group in sorted(
-            groups, key=lambda item: (order[item[0][0]],
+            groups, key=lambda item: (rank[item[0][0]],
                                       _series_key(item[0][1:]))):
         plain = group[group["remedy"] == "none"]
         if not plain.empty:

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 import main
 
@@ -34,6 +35,11 @@ def test_results_hold_one_row_per_run_and_class(image_folder, tiny_suites,
     assert len(runs) == 4 and (runs["status"] == "ok").all()
     assert len(per_class) == 4 * 10
     assert set(runs["test_images"]) == {40}
+    # bf16 numbers depend on the processor's instructions: each run names
+    # them and the threads it used
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert all(d.startswith("cpu (") and capability in d
+               and d.endswith(", 1 threads)") for d in runs["device"])
     for (dist, seed), rows in per_class.groupby(["distribution", "seed"]):
         assert tuple(rows["train_count"]) == tiny_suites["tiny"][dist]
         assert (rows["test_count"] == 4).all()

@@ -144,6 +144,41 @@ def test_a_remedy_is_paired_with_no_remedy_trained_as_many_steps():
                                       "vs_none_steps_diff"]].isna().all()
 
 
+def _steps_runs(specs, order="shuffled"):
+    """Runs of one distribution: (remedy, epochs, steps, accuracy) for seeds
+    0 to 2."""
+    return pd.DataFrame([
+        dict(suite="s", distribution="d", model="m", init="i", remedy=remedy,
+             dtype="bf16", order=order, epochs=epochs, steps=steps,
+             seed=seed, status="ok", imbalance_ratio=2.0, accuracy=accuracy,
+             top_class_share=0.2, lr=0.1, batch_size=10, data_seed=0)
+        for remedy, epochs, steps, accuracy in specs for seed in (0, 1, 2)])
+
+
+def test_equal_steps_takes_the_closest_partner_of_the_same_recipe():
+    # two runs without a remedy lie within 5% of the oversampled 2,000
+    # steps; the closer (2,030 steps) is the partner, and a class-ordered
+    # run of exactly 2,000 steps is another recipe and is ignored
+    runs = pd.concat([
+        _steps_runs([("none", 19, 1930, 0.60), ("none", 20, 2030, 0.65),
+                     ("oversample", 10, 2000, 0.70)]),
+        _steps_runs([("none", 21, 2000, 0.10)], order="by-class")])
+    summary = metrics.summarise(runs)
+    over = summary[summary["remedy"] == "oversample"].iloc[0]
+    assert over["vs_none_steps_diff"] == pytest.approx(0.05)
+    assert over["vs_none_steps_pairs"] == 3
+
+
+def test_equal_steps_skips_runs_without_recorded_steps():
+    # result files older than the steps column are assembled with no steps;
+    # they give no equal-steps pair instead of an error
+    runs = _steps_runs([("none", 20, float("nan"), 0.65),
+                        ("oversample", 10, 2000, 0.70)])
+    summary = metrics.summarise(runs)
+    over = summary[summary["remedy"] == "oversample"].iloc[0]
+    assert np.isnan(over.get("vs_none_steps_diff", np.nan))
+
+
 def test_interval_is_a_t_interval():
     mean, std, low, high = metrics.interval([1.0, 2.0, 3.0])
     assert (mean, std) == (2.0, 1.0)
