@@ -559,8 +559,8 @@ def _device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        # bf16 kernels differ between instruction sets (AMX or not), so
-        # the processor belongs with the numbers it produced
+        # kernels, and so the order of floating-point sums, differ between
+        # processors: the processor belongs with the numbers it produced
         return (f"cpu ({_cpu_model()}, {_cpu_features()}, "
                 f"{torch.get_num_threads()} threads)")
     return device.type

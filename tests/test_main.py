@@ -35,8 +35,8 @@ def test_results_hold_one_row_per_run_and_class(image_folder, tiny_suites,
     assert len(runs) == 4 and (runs["status"] == "ok").all()
     assert len(per_class) == 4 * 10
     assert set(runs["test_images"]) == {40}
-    # bf16 numbers depend on the processor's instructions: each run names
-    # them and the threads it used
+    # the last digits depend on the processor and the thread count: each
+    # run names both
     capability = torch.backends.cpu.get_cpu_capability()
     assert all(d.startswith("cpu (") and capability in d
                and d.endswith(", 1 threads)") for d in runs["device"])
