@@ -22,6 +22,10 @@ on every run:
     remedies_<suite>_<model>[_<init>].png
                                 overall accuracy and minority-class recall of
                                 each remedy, mean and 95% interval over seeds
+    remedy_gains_<suite>_<model>[_<init>].png
+                                each remedy's accuracy gain over no remedy,
+                                paired by seed, at equal epochs and, from
+                                the equal-steps control, at equal steps
     confusion_<suite>_<model>[_<init>].png
                                 confusion matrices of the two most imbalanced
                                 distributions, without a remedy, oversampled
@@ -646,6 +650,95 @@ def _balanced_accuracy(suite, runs):
     return None
 
 
+def remedy_gains(epochs_summary, steps_summary):
+    """Each remedy's paired accuracy gain over no remedy, in points, per
+    distribution: ``epochs`` rows after as many epochs as no remedy (the
+    most common epochs of the remedy rows), ``steps`` rows from the
+    equal-steps folder, against no remedy trained for as many steps; of
+    several, the longest."""
+    columns = ["remedy", "distribution", "basis", "mean", "low", "high"]
+    rows = []
+    remedies = epochs_summary[epochs_summary["remedy"] != "none"]
+    if len(remedies):
+        common = remedies["epochs"].mode().iloc[0]
+        for _, row in remedies[remedies["epochs"] == common].iterrows():
+            rows.append(_gain(row, "vs_none", "epochs"))
+    # in the equal-steps folder a remedy is paired with no remedy trained
+    # for as many steps: over other epochs where its epoch is longer or
+    # shorter, over the same epochs where it is not (weighted loss,
+    # thresholding)
+    for _, row in steps_summary.sort_values("epochs").iterrows():
+        for name in ("vs_none_steps", "vs_none"):
+            if pd.notna(row.get(f"{name}_diff")):
+                rows.append(_gain(row, name, "steps"))
+                break
+    gains = pd.DataFrame(rows, columns=columns)
+    # one row per remedy, distribution and basis: the longest training
+    return gains.drop_duplicates(["remedy", "distribution", "basis"],
+                                 keep="last").set_index(
+        ["remedy", "distribution", "basis"])
+
+
+def _gain(row, name, basis):
+    return dict(remedy=row["remedy"], distribution=row["distribution"],
+                basis=basis, mean=100 * row[f"{name}_diff"],
+                low=100 * row[f"{name}_ci_low"],
+                high=100 * row[f"{name}_ci_high"])
+
+
+def plot_remedy_gains(suite, model, init, gains):
+    """The gain of each remedy over no remedy with its 95% interval, per
+    distribution: filled markers at equal epochs, open markers at equal
+    steps, side by side."""
+    dists = _dist_order(suite, gains.index.get_level_values(
+        "distribution").unique())
+    present = set(gains.index.get_level_values("remedy"))
+    remedies = [r for r in runner.REMEDIES if r in present]
+    remedies += sorted(present - set(remedies))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.8), layout="constrained")
+    x = np.arange(len(dists))
+    offset = min(0.085, 0.8 / (2 * len(remedies)))
+    for k, remedy in enumerate(remedies):
+        for b, basis in enumerate(("epochs", "steps")):
+            if (remedy, basis) not in {(r, s) for r, _, s in gains.index}:
+                continue
+            chosen = gains.xs((remedy, basis), level=("remedy", "basis"))
+            chosen = chosen.reindex(dists)
+            shift = ((2 * k + b) - (2 * len(remedies) - 1) / 2) * offset
+            spread = np.nan_to_num(np.vstack(
+                [chosen["mean"] - chosen["low"],
+                 chosen["high"] - chosen["mean"]]))
+            colour = REMEDY_COLOURS.get(remedy, "black")
+            ax.errorbar(x + shift, chosen["mean"], yerr=spread,
+                        marker=REMEDY_MARKERS.get(remedy, "o"),
+                        color=colour, linestyle="", capsize=2,
+                        markersize=5,
+                        markerfacecolor=colour if basis == "epochs"
+                        else "white")
+    ax.axhline(0, color="0.3", linewidth=1)
+    ax.grid(axis="y", color="0.85", linewidth=0.8)
+    ax.set_axisbelow(True)
+    ax.set_xticks(x, [_ratio_label(suite, d) for d in dists], fontsize=9)
+    ax.set_xlim(-0.5, len(dists) - 0.5)
+    ax.set_xlabel("distribution (largest/smallest class)", fontsize=9)
+    ax.set_ylabel("accuracy gain over no remedy\n(points, paired by seed)",
+                  fontsize=9)
+    handles = [Line2D([], [], color=REMEDY_COLOURS.get(r, "black"),
+                      marker=REMEDY_MARKERS.get(r, "o"), linestyle="",
+                      label=r) for r in remedies]
+    handles += [Line2D([], [], color="0.3", marker="o", linestyle="",
+                       label="equal epochs"),
+                Line2D([], [], color="0.3", marker="o", linestyle="",
+                       markerfacecolor="white",
+                       label="equal steps (no remedy trained as long)")]
+    fig.legend(handles=handles, loc="outside lower center",
+               ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(f"{suite} suite, {_series_label(model, init)}: what each "
+                 f"remedy gains over no remedy, mean and 95% interval of the "
+                 f"per-seed difference", fontsize=10)
+    return fig
+
+
 def plot_confusion(suite, model, init, confusions):
     """Confusion matrices in percent of each true class, summed over seeds:
     the most imbalanced distributions by row, remedies by column."""
@@ -809,6 +902,10 @@ def parse_args(argv=None):
     parser.add_argument("--markdown", action="store_true",
                         help="print the README's result tables from the "
                              "summary and per-class tables, then stop")
+    parser.add_argument("--equal-steps", default=None,
+                        help="folder of the equal-steps control, whose "
+                             "summary.csv gives the remedy gains at equal "
+                             "steps (default: <results>/equal-steps)")
     parser.add_argument("--dtype", default="bf16",
                         help="plot the runs trained with this dtype "
                              "(bf16 or fp32)")
@@ -847,6 +944,9 @@ def main(argv=None):
         write_accuracy_figures(chosen, chosen_class, args.remedy, out,
                                args.order)
     write_remedy_figures(runs, args.results, out, **settings)
+    steps_dir = (Path(args.equal_steps) if args.equal_steps
+                 else Path(args.results) / "equal-steps")
+    write_gain_figures(args.results, steps_dir, out, **settings)
     return 0
 
 
@@ -968,6 +1068,43 @@ def write_remedy_figures(runs, results_dir, out, dtype="bf16",
             else:
                 _save(plot_confusion(suite, model, init, chosen),
                       out / f"{name}.png", note)
+
+
+def write_gain_figures(results_dir, steps_dir, out, dtype="bf16",
+                       order="shuffled"):
+    """The remedy-gains figure of every suite, model and initialisation
+    that has remedy runs in ``results_dir`` and an equal-steps control in
+    ``steps_dir``."""
+    tables = []
+    for folder in (results_dir, steps_dir):
+        path = Path(folder) / "summary.csv"
+        summary = (_with_defaults(_read_csv(path)) if path.is_file()
+                   else pd.DataFrame())
+        if len(summary):
+            summary = summary[(summary["dtype"] == dtype)
+                              & (summary["order"] == order)]
+        tables.append(summary)
+    epochs_summary, steps_summary = tables
+    if epochs_summary.empty or steps_summary.empty:
+        _skip("remedy_gains", f"no summary.csv with rows in "
+                              f"{results_dir if epochs_summary.empty else steps_dir}")
+        return
+    note = _order_note(order)
+    for (suite, model, init), group in epochs_summary.groupby(
+            ["suite", "model", "init"], sort=False):
+        name = f"remedy_gains_{suite}_{model}{_suffix(init, 'none', order)}"
+        control = steps_summary[(steps_summary["suite"] == suite)
+                                & (steps_summary["model"] == model)
+                                & (steps_summary["init"] == init)]
+        if set(group["remedy"]) <= {"none", "threshold"}:
+            continue  # no remedy was trained
+        if control.empty:
+            _skip(name, f"no equal-steps control for "
+                        f"{_run_words(suite, model, init)} in {steps_dir}")
+            continue
+        gains = remedy_gains(group, control)
+        _save(plot_remedy_gains(suite, model, init, gains),
+              out / f"{name}.png", note)
 
 
 def _run_words(suite, model, init):

@@ -339,6 +339,40 @@ def test_remedy_table_pairs_with_no_remedy_at_equal_steps_where_it_can():
         "paper", "baseline", "default", plain)
 
 
+def test_remedy_gains_at_equal_epochs_and_at_equal_steps(tmp_path):
+    def seeds(dist, remedy, epochs, accuracy):
+        return [(dist, remedy, epochs, seed, accuracy) for seed in (0, 1)]
+
+    # the main folder: every remedy after 10 epochs
+    epochs = _remedy_summary(
+        seeds("Dist.2", "none", 10, 0.70) + seeds("Dist.2", "oversample",
+                                                  10, 0.75)
+        + seeds("Dist.2", "weighted-loss", 10, 0.73),
+        steps={("oversample", 10): 2000})
+    # the control: no remedy and the weighted loss for as many steps as
+    # oversampling took (20 epochs of 100 steps), and the oversampled runs
+    steps = _remedy_summary(
+        seeds("Dist.2", "none", 20, 0.74) + seeds("Dist.2", "oversample",
+                                                  10, 0.75)
+        + seeds("Dist.2", "weighted-loss", 20, 0.75),
+        steps={("oversample", 10): 2000})
+    gains = plot_results.remedy_gains(epochs, steps)["mean"]
+    assert gains[("oversample", "Dist.2", "epochs")] == pytest.approx(5.0)
+    assert gains[("oversample", "Dist.2", "steps")] == pytest.approx(1.0)
+    assert gains[("weighted-loss", "Dist.2", "epochs")] == pytest.approx(3.0)
+    assert gains[("weighted-loss", "Dist.2", "steps")] == pytest.approx(1.0)
+    assert "none" not in gains.index.get_level_values("remedy")
+
+    for folder, summary in (("results", epochs),
+                            ("results/equal-steps", steps)):
+        (tmp_path / folder).mkdir(parents=True)
+        summary.to_csv(tmp_path / folder / "summary.csv", index=False)
+    plot_results.write_gain_figures(tmp_path / "results",
+                                    tmp_path / "results/equal-steps",
+                                    tmp_path)
+    assert (tmp_path / "remedy_gains_paper_baseline.png").stat().st_size
+
+
 def test_remedy_table_leaves_metrics_that_do_not_apply_blank():
     summary = _remedy_summary([("Dist.1", remedy, 10, seed, 0.7)
                                for remedy in ("none", "oversample")
