@@ -117,7 +117,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """States each default, except where the help text already does."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False):
+        # "in (None, False)" would also hide a default of 0
+        if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
 
@@ -186,7 +187,8 @@ def parse_args(argv=None):
                              "exactly for the same seeds and threads")
     parser.add_argument("--shard", default=None,
                         help="I/N: take only runs I, I+N, I+2N, ... of the "
-                             "grid (0 <= I < N), for array jobs")
+                             "grid (0 <= I < N), for array jobs (default: "
+                             "every run)")
     parser.add_argument("--assemble", action="store_true",
                         help="only rebuild the tables in --out-dir from the "
                              "result files")

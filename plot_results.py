@@ -38,8 +38,10 @@ full ones. Figures show the runs without a remedy unless ``--remedy`` names
 one; their file names then end in ``_<remedy>``. The remedies and confusion
 figures compare every remedy whatever ``--remedy`` says, each after the same
 number of epochs: the number most remedies were run with. Runs of one
-training dtype and order are shown (``--dtype``, ``--order``); figures of
-class-ordered runs end in ``_by-class`` and say so above the figure.
+training dtype and order are shown (``--dtype``, ``--order``), of the most
+common learning rate, batch size and data seed; figures of float32 runs end
+in ``_fp32``, those of class-ordered runs in ``_by-class`` and say so above
+the figure.
 """
 
 import argparse
@@ -265,9 +267,12 @@ def _series_label(model, init):
     return model if init == "default" else f"{model} ({init} init)"
 
 
-def _suffix(init, remedy, order="shuffled"):
+def _suffix(init, remedy, order="shuffled", dtype="bf16"):
+    """The end of a figure's file name: every setting that is not the
+    default, so figures of other settings never overwrite each other."""
     return ("" if init == "default" else f"_{init}") + (
         "" if remedy == "none" else f"_{remedy}") + (
+        "" if dtype == "bf16" else f"_{dtype}") + (
         "" if order == "shuffled" else f"_{order}")
 
 
@@ -936,13 +941,14 @@ def main(argv=None):
         return 0
     settings = {"dtype": args.dtype, "order": args.order}
     runs, per_class = keep_settings(runs, per_class, **settings)
+    runs, per_class = keep_common_recipe(runs, per_class)
     chosen, chosen_class = select_runs(runs, per_class, args.remedy)
     if chosen.empty or chosen_class.empty:
         print(f"no finished runs with remedy {args.remedy} in "
               f"{args.results}: no accuracy figures")
     else:
         write_accuracy_figures(chosen, chosen_class, args.remedy, out,
-                               args.order)
+                               **settings)
     write_remedy_figures(runs, args.results, out, **settings)
     steps_dir = (Path(args.equal_steps) if args.equal_steps
                  else Path(args.results) / "equal-steps")
@@ -962,18 +968,36 @@ def keep_settings(runs, per_class, **settings):
     return runs, per_class
 
 
-def write_accuracy_figures(runs, per_class, remedy, out, order="shuffled"):
+def keep_common_recipe(runs, per_class):
+    """Only the runs of the most common learning rate, batch size and data
+    seed, so that a mean never mixes recipes; a printed note counts the
+    others, which a results folder of their own can plot."""
+    for column in ("lr", "batch_size", "data_seed"):
+        if column not in runs or runs[column].nunique(dropna=False) < 2:
+            continue
+        common = runs[column].mode(dropna=False).iloc[0]
+        other = runs[column] != common
+        print(f"note: {int(other.sum())} runs with another {column} than "
+              f"{common} are left out; plot them from a folder of their own")
+        runs = runs[~other]
+    kept = runs[RUN_KEYS].drop_duplicates()
+    return runs, per_class.merge(kept, on=RUN_KEYS)
+
+
+def write_accuracy_figures(runs, per_class, remedy, out, order="shuffled",
+                           dtype="bf16"):
     """The accuracy, overall, accuracy-vs-count and paper-vs-small figures
-    of the runs made with ``remedy``, trained in ``order``."""
+    of the runs made with ``remedy``, trained in ``order`` with ``dtype``."""
     note = _order_note(order)
-    suffix = _suffix("default", remedy, order)
+    suffix = _suffix("default", remedy, order, dtype)
     suites = _suite_order(
         list(distributions.SUITES) + list(runs["suite"].unique()))
 
     # one accuracy table per suite, model and initialisation
     for model, init in _series(runs):
         for suite in suites:
-            name = f"accuracy_{suite}_{model}{_suffix(init, remedy, order)}"
+            name = (f"accuracy_{suite}_{model}"
+                    f"{_suffix(init, remedy, order, dtype)}")
             pick = ((runs["suite"] == suite) & (runs["model"] == model)
                     & (runs["init"] == init))
             pick_class = ((per_class["suite"] == suite)
@@ -1046,7 +1070,8 @@ def write_remedy_figures(runs, results_dir, out, dtype="bf16",
     for model, init in _series(runs):
         for suite in suites:
             words = _run_words(suite, model, init)
-            name = f"remedies_{suite}_{model}{_suffix(init, 'none', order)}"
+            name = (f"remedies_{suite}_{model}"
+                    f"{_suffix(init, 'none', order, dtype)}")
             chosen = runs[(runs["suite"] == suite) & (runs["model"] == model)
                           & (runs["init"] == init)]
             found = sorted(set(chosen["remedy"]))
@@ -1058,7 +1083,7 @@ def write_remedy_figures(runs, results_dir, out, dtype="bf16",
                       out / f"{name}.png", note)
 
             name = (f"confusion_{suite}_{model}"
-                    f"{_suffix(init, 'none', order)}")
+                    f"{_suffix(init, 'none', order, dtype)}")
             chosen = confusions[(confusions["suite"] == suite)
                                 & (confusions["model"] == model)
                                 & (confusions["init"] == init)]
@@ -1092,7 +1117,8 @@ def write_gain_figures(results_dir, steps_dir, out, dtype="bf16",
     note = _order_note(order)
     for (suite, model, init), group in epochs_summary.groupby(
             ["suite", "model", "init"], sort=False):
-        name = f"remedy_gains_{suite}_{model}{_suffix(init, 'none', order)}"
+        name = (f"remedy_gains_{suite}_{model}"
+                f"{_suffix(init, 'none', order, dtype)}")
         control = steps_summary[(steps_summary["suite"] == suite)
                                 & (steps_summary["model"] == model)
                                 & (steps_summary["init"] == init)]

@@ -199,7 +199,8 @@ def test_help_states_defaults(capsys):
         main.parse_args(["--help"])
     text = capsys.readouterr().out
     for default in ("default: baseline", "default: ['paper']",
-                    "default: ./data", "default: ./results", "baseline 10"):
+                    "default: ./data", "default: ./results", "baseline 10",
+                    "images (default: 0)", "(default: every run)"):
         assert default in " ".join(text.split())
 
 

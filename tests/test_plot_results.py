@@ -172,6 +172,29 @@ def test_only_the_chosen_dtype_is_plotted(tmp_path, capsys):
     assert "1 runs with another dtype than bf16" in capsys.readouterr().out
 
 
+def test_figures_keep_one_recipe_and_name_another_dtype(tmp_path, capsys):
+    results = write_results(tmp_path / "r", [("paper", "Dist.1", 0),
+                                             ("paper", "Dist.1", 1),
+                                             ("paper", "Dist.2", 0)])
+    runs = pd.read_csv(results / "runs.csv").assign(lr=0.001)
+    runs.loc[2, "lr"] = 0.01
+    runs.to_csv(results / "runs.csv", index=False)
+    kept, kept_class = plot_results.keep_common_recipe(
+        *plot_results.load_results(results))
+    assert list(kept["distribution"]) == ["Dist.1", "Dist.1"]
+    assert len(kept_class) == 20
+    assert set(kept_class["distribution"]) == {"Dist.1"}
+    assert "1 runs with another lr than 0.001" in capsys.readouterr().out
+    # float32 figures end in _fp32 and leave the bf16 names alone
+    for name in ("runs.csv", "per_class.csv"):
+        table = pd.read_csv(results / name).assign(dtype="fp32")
+        table.to_csv(results / name, index=False)
+    status, _ = run_main(results, tmp_path / "figures", "--dtype", "fp32")
+    assert status == 0
+    assert (tmp_path / "figures" / "accuracy_paper_baseline_fp32.png").exists()
+    assert not (tmp_path / "figures" / "accuracy_paper_baseline.png").exists()
+
+
 def test_shorter_runs_are_left_out(tmp_path, capsys):
     specs = [("paper", "Dist.1", 0),
              ("paper", "Dist.1", 1, "default", "ok", 2)]
