@@ -51,23 +51,29 @@ import models  # noqa: E402
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=main._HelpFormatter)
     parser.add_argument("--data-dir", required=True,
                         help="ImageFolder copy of CIFAR-10 (train/, test/)")
     parser.add_argument("--model", nargs="+", default=["baseline"],
-                        choices=list(models.RECIPES))
+                        choices=list(models.RECIPES),
+                        help="networks to measure, one after the other")
     parser.add_argument("--device", default="auto",
-                        choices=["auto", "cpu", "cuda", "mps"])
+                        choices=["auto", "cpu", "cuda", "mps"],
+                        help="as main.py's --device")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="default: each model's recipe")
-    parser.add_argument("--suite", default="paper")
+                        help="training batch (default: each model's recipe)")
+    parser.add_argument("--suite", default="paper",
+                        help="suite of --dist, and the suite whose start-up, "
+                             "memory and wall time are reported")
     parser.add_argument("--dist", default="Dist.1",
                         help="distribution whose images the runner and the "
                              "usual way train on")
     parser.add_argument("--steps", type=int, default=None,
                         help="optimiser steps per measurement (default: one "
                              "epoch of the distribution; 20 for dla on a CPU)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="measurements of each kind, reported as median, "
+                             "range and best")
     parser.add_argument("--workers", type=int, default=2,
                         help="DataLoader worker processes for the usual way")
     parser.add_argument("--dtype", choices=["bf16", "fp32"],
