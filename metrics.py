@@ -170,12 +170,20 @@ def _equal_steps(ok, key, steps):
     """The runs without a remedy of the same distribution and recipe, but of
     other epochs, whose median steps are within ``EQUAL_STEPS`` of ``steps``:
     of several such epochs, the closest in steps, then the one with more
-    seeds, then the longer. Empty where there are none, or where the steps
-    are not recorded (result files older than the ``steps`` column)."""
+    seeds, then the longer. Empty where there are none, where the runs of
+    the same epochs are as long already (a remedy that keeps the epoch's
+    length), or where the steps are not recorded (result files older than
+    the ``steps`` column)."""
     others = _same(ok, key, ignore=("epochs",), remedy="none")
-    others = others[others["epochs"] != key[GROUP.index("epochs")]]
-    if others.empty or not steps > 0:
+    same_epochs = others["epochs"] == key[GROUP.index("epochs")]
+    if not steps > 0 or (same_epochs.any() and _within(
+            others.loc[same_epochs, "steps"].median(), steps)):
+        # no steps recorded, or the runs of the same epochs are already
+        # as long: ``vs_none`` is the equal-steps comparison
         return others.iloc[:0]
+    others = others[~same_epochs]
+    if others.empty:
+        return others
     per_epochs = others.groupby("epochs").agg(
         steps=("steps", "median"), seeds=("seed", "nunique"))
     per_epochs["gap"] = (per_epochs["steps"] - steps).abs() / steps
@@ -185,6 +193,10 @@ def _equal_steps(ok, key, steps):
     best = close.sort_values(["gap", "seeds", "epochs"],
                              ascending=[True, False, False]).iloc[0]
     return others[others["epochs"] == best["epochs"]]
+
+
+def _within(reference_steps, steps):
+    return abs(reference_steps - steps) <= EQUAL_STEPS * steps
 
 
 def _paired(row, name, group, reference):

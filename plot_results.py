@@ -695,8 +695,13 @@ def plot_remedy_gains(suite, model, init, gains):
     """The gain of each remedy over no remedy with its 95% interval, per
     distribution: filled markers at equal epochs, open markers at equal
     steps, side by side."""
-    dists = _dist_order(suite, gains.index.get_level_values(
-        "distribution").unique())
+    # as in the remedies figure: the distributions a remedy was trained
+    # on, where there are any
+    remedy = gains.index.get_level_values("remedy")
+    found = gains.index.get_level_values("distribution")
+    trained = found[remedy != "threshold"].unique()
+    dists = _dist_order(suite, trained if len(trained) else found.unique())
+    gains = gains[found.isin(dists)]
     present = set(gains.index.get_level_values("remedy"))
     remedies = [r for r in runner.REMEDIES if r in present]
     remedies += sorted(present - set(remedies))
@@ -1189,13 +1194,17 @@ def _class_section(suite, model, init, summary, per_class):
              "",
              "| distribution | " + " | ".join(classes) + " |",
              "|---|" + "---|" * len(classes)]
+    per_row = _epochs_per_row(runs)
     for dist in _dist_order(suite, runs["distribution"].unique()):
-        chosen = runs[runs["distribution"] == dist].groupby("class")
-        mean, std = chosen["accuracy"].mean(), chosen["accuracy"].std()
-        count = chosen["train_count"].first()
-        cells = [f"{_percent(mean[c], 0)}{_spread(std[c], 0)} [{count[c]}]"
-                 for c in classes]
-        lines.append(f"| {dist} | " + " | ".join(cells) + " |")
+        of_dist = runs[runs["distribution"] == dist]
+        for epochs, group in of_dist.groupby("epochs"):
+            chosen = group.groupby("class")
+            mean, std = chosen["accuracy"].mean(), chosen["accuracy"].std()
+            count = chosen["train_count"].first()
+            cells = [f"{_percent(mean[c], 0)}{_spread(std[c], 0)} "
+                     f"[{count[c]}]" for c in classes]
+            name = f"{dist}, {int(epochs)} epochs" if per_row else dist
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -1235,23 +1244,33 @@ def _epochs_label(summary):
     epochs = sorted(set(summary["epochs"].astype(int)))
     if len(epochs) == 1:
         return f"{epochs[0]} epochs"
-    return f"{epochs[0]} to {epochs[-1]} epochs (per distribution)"
+    where = "per row" if _epochs_per_row(summary) else "per distribution"
+    return f"{epochs[0]} to {epochs[-1]} epochs ({where})"
+
+
+def _epochs_per_row(table):
+    """Whether one distribution was trained for several numbers of epochs
+    (an equal-steps control), so that a table needs an epochs column."""
+    return bool((table.groupby(["suite", "distribution"])["epochs"]
+                 .nunique() > 1).any())
 
 
 def _accuracy_section(suite, model, init, summary, per_class):
     """The accuracy table of one suite and series; a "diverged" column is
     added where any run of it diverged (seeds counts the finished runs)."""
     diverged = "diverged" in summary and summary["diverged"].gt(0).any()
+    per_row = _epochs_per_row(summary)
     lines = [f"**{suite}**, {_series_label(model, init)}, "
              f"{_epochs_label(summary)}",
              "",
-             "| distribution | ratio | seeds | accuracy % (sd) | vs balanced,"
+             "| distribution | ratio |" + (" epochs |" if per_row else "")
+             + " seeds | accuracy % (sd) | vs balanced,"
              " points [95% CI] | minority recall % | rarest class recall % |"
              " weakest class (recall %) | collapsed |"
              + (" diverged |" if diverged else ""),
              "|---|---|---|---|---|---|---|---|---|"
-             + ("---|" if diverged else "")]
-    for row in _in_table_order(suite, summary):
+             + ("---|" if per_row else "") + ("---|" if diverged else "")]
+    for row in _in_table_order(suite, summary, lambda r: r["epochs"]):
         runs = per_class[(per_class["suite"] == suite)
                          & (per_class["distribution"] == row["distribution"])
                          & (per_class["model"] == model)
@@ -1267,7 +1286,9 @@ def _accuracy_section(suite, model, init, summary, per_class):
                  else "")
         runs_made = int(row["seeds"]) + int(row.get("diverged", 0))
         lines.append(
-            f"| {row['distribution']} | {ratio} | {int(row['seeds'])} | "
+            f"| {row['distribution']} | {ratio} | "
+            + (f"{int(row['epochs'])} | " if per_row else "")
+            + f"{int(row['seeds'])} | "
             f"{_percent(row['accuracy_mean'])}"
             f"{_spread(row['accuracy_std'])} | "
             f"{_interval(row, 'vs_balanced')} | "
@@ -1290,13 +1311,12 @@ def _remedy_section(suite, model, init, summary):
                 and summary["vs_balanced_diff"].notna().any())
     # remedies of one distribution trained for different numbers of epochs
     # (an equal-steps control) get a column of their own
-    per_row = (summary.groupby("distribution")["epochs"].nunique() > 1).any()
+    per_row = _epochs_per_row(summary)
     # remedies compared with no remedy trained for as many steps
     steps = ("vs_none_steps_diff" in summary
              and summary["vs_none_steps_diff"].notna().any())
     lines = [f"**{suite}, remedies**, {_series_label(model, init)}, "
-             + (f"{_epochs_label(summary).split(' (')[0]} (per row)"
-                if per_row else _epochs_label(summary)),
+             + _epochs_label(summary),
              "",
              "| distribution | remedy |" + (" epochs |" if per_row else "")
              + " seeds | accuracy % [95% CI] | minority recall % [95% CI] | "

@@ -169,6 +169,18 @@ def test_equal_steps_takes_the_closest_partner_of_the_same_recipe():
     assert over["vs_none_steps_pairs"] == 3
 
 
+def test_a_remedy_as_long_as_no_remedy_has_no_second_partner():
+    # the weighted loss keeps the epoch's length: no remedy after the same
+    # 40 epochs is its equal-steps comparison (vs_none), and a run of 42
+    # epochs within 5% of its steps is not a second one
+    runs = _steps_runs([("none", 40, 2000, 0.60), ("none", 42, 2100, 0.65),
+                        ("weighted-loss", 40, 2000, 0.62)])
+    summary = metrics.summarise(runs)
+    weighted = summary[summary["remedy"] == "weighted-loss"].iloc[0]
+    assert weighted["vs_none_diff"] == pytest.approx(0.02)
+    assert np.isnan(weighted.get("vs_none_steps_diff", np.nan))
+
+
 def test_equal_steps_skips_runs_without_recorded_steps():
     # result files older than the steps column are assembled with no steps;
     # they give no equal-steps pair instead of an error
