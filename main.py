@@ -49,6 +49,8 @@ CLASS_COLUMNS = KEY_COLUMNS + [
 TRAINED_REMEDIES = ("none", "oversample", "undersample", "weighted-loss",
                     "two-phase")
 REMEDIES = TRAINED_REMEDIES + ("threshold",)
+# remedies whose epoch has as many steps as one without a remedy
+SAME_LENGTH_REMEDIES = ("none", "weighted-loss", "threshold")
 # two-phase: fine-tune the final layer for this share of the recipe's epochs
 # (at least one), at a tenth of the recipe's learning rate
 FINE_TUNE_FRACTION = 0.2

@@ -670,14 +670,13 @@ def remedy_gains(epochs_summary, steps_summary):
             rows.append(_gain(row, "vs_none", "epochs"))
     # in the equal-steps folder a remedy is paired with no remedy trained
     # for as many steps: over other epochs where its epoch is longer or
-    # shorter, over the same epochs where it is not (weighted loss,
+    # shorter, over the same epochs where it is as long (weighted loss,
     # thresholding)
     for _, row in steps_summary.sort_values("epochs").iterrows():
-        for name in ("vs_none_steps", "vs_none"):
-            if pd.notna(row.get(f"{name}_diff")):
-                rows.append(_gain(row, name, "steps"))
-                break
-    gains = pd.DataFrame(rows, columns=columns)
+        name = ("vs_none" if row["remedy"] in runner.SAME_LENGTH_REMEDIES
+                else "vs_none_steps")
+        rows.append(_gain(row, name, "steps"))
+    gains = pd.DataFrame([r for r in rows if r], columns=columns)
     # one row per remedy, distribution and basis: the longest training
     return gains.drop_duplicates(["remedy", "distribution", "basis"],
                                  keep="last").set_index(
@@ -685,6 +684,11 @@ def remedy_gains(epochs_summary, steps_summary):
 
 
 def _gain(row, name, basis):
+    """The paired difference ``name`` of a summary row in points, or None
+    where the row has none (no reference runs, or no such column in an
+    older summary)."""
+    if pd.isna(row.get(f"{name}_diff", np.nan)):
+        return None
     return dict(remedy=row["remedy"], distribution=row["distribution"],
                 basis=basis, mean=100 * row[f"{name}_diff"],
                 low=100 * row[f"{name}_ci_low"],
@@ -974,16 +978,20 @@ def keep_settings(runs, per_class, **settings):
 
 
 def keep_common_recipe(runs, per_class):
-    """Only the runs of the most common learning rate, batch size and data
-    seed, so that a mean never mixes recipes; a printed note counts the
-    others, which a results folder of their own can plot."""
+    """Only the runs of each model's most common learning rate, batch size
+    and data seed, so that a mean never mixes recipes; a printed note counts
+    the others, which a results folder of their own can plot."""
     for column in ("lr", "batch_size", "data_seed"):
-        if column not in runs or runs[column].nunique(dropna=False) < 2:
+        if column not in runs:
             continue
-        common = runs[column].mode(dropna=False).iloc[0]
-        other = runs[column] != common
-        print(f"note: {int(other.sum())} runs with another {column} than "
-              f"{common} are left out; plot them from a folder of their own")
+        values = runs[column].astype(str)  # NaN compares equal as "nan"
+        common = values.groupby(runs["model"]).agg(
+            lambda v: v.value_counts().index[0])
+        other = values != runs["model"].map(common)
+        if other.any():
+            print(f"note: {int(other.sum())} runs with another {column} than "
+                  f"their model's most common are left out; plot them from a "
+                  f"folder of their own")
         runs = runs[~other]
     kept = runs[RUN_KEYS].drop_duplicates()
     return runs, per_class.merge(kept, on=RUN_KEYS)
@@ -1182,8 +1190,10 @@ def _class_section(suite, model, init, summary, per_class):
     runs = per_class[(per_class["suite"] == suite)
                      & (per_class["model"] == model)
                      & (per_class["init"] == init)
-                     & (per_class["remedy"] == "none")
-                     & per_class["epochs"].isin(summary["epochs"])]
+                     & (per_class["remedy"] == "none")]
+    # each distribution with the epochs of its own summary rows
+    runs = runs.merge(summary[["distribution", "epochs"]].drop_duplicates(),
+                      on=["distribution", "epochs"])
     ratios = runs.groupby("distribution")["train_count"].agg(
         lambda counts: distributions.imbalance_ratio(list(counts)))
     if runs.empty or ratios.max() < 10:

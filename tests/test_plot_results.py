@@ -178,13 +178,18 @@ def test_figures_keep_one_recipe_and_name_another_dtype(tmp_path, capsys):
                                              ("paper", "Dist.2", 0)])
     runs = pd.read_csv(results / "runs.csv").assign(lr=0.001)
     runs.loc[2, "lr"] = 0.01
-    runs.to_csv(results / "runs.csv", index=False)
+    # another model has a recipe of its own, and keeps it
+    dla = runs.iloc[[0]].assign(model="dla", lr=0.1)
+    pd.concat([runs, dla]).to_csv(results / "runs.csv", index=False)
     kept, kept_class = plot_results.keep_common_recipe(
         *plot_results.load_results(results))
-    assert list(kept["distribution"]) == ["Dist.1", "Dist.1"]
+    assert list(kept["distribution"]) == ["Dist.1", "Dist.1", "Dist.1"]
+    assert list(kept["model"]) == ["baseline", "baseline", "dla"]
     assert len(kept_class) == 20
     assert set(kept_class["distribution"]) == {"Dist.1"}
-    assert "1 runs with another lr than 0.001" in capsys.readouterr().out
+    assert "1 runs with another lr than their model's most common" in (
+        capsys.readouterr().out)
+    runs.to_csv(results / "runs.csv", index=False)
     # float32 figures end in _fp32 and leave the bf16 names alone
     for name in ("runs.csv", "per_class.csv"):
         table = pd.read_csv(results / name).assign(dtype="fp32")
@@ -385,6 +390,16 @@ def test_remedy_gains_at_equal_epochs_and_at_equal_steps(tmp_path):
     assert gains[("weighted-loss", "Dist.2", "epochs")] == pytest.approx(3.0)
     assert gains[("weighted-loss", "Dist.2", "steps")] == pytest.approx(1.0)
     assert "none" not in gains.index.get_level_values("remedy")
+    # oversampled and plain runs of the same epochs are not an equal-steps
+    # pair, and a folder of remedy runs alone has no pairs at all
+    same_epochs = _remedy_summary(
+        seeds("Dist.2", "none", 10, 0.70) + seeds("Dist.2", "oversample",
+                                                  10, 0.75),
+        steps={("oversample", 10): 2000})
+    alone = _remedy_summary(seeds("Dist.2", "oversample", 10, 0.75))
+    for control in (same_epochs, alone):
+        gains_of = plot_results.remedy_gains(epochs, control)
+        assert "steps" not in gains_of.index.get_level_values("basis")
 
     for folder, summary in (("results", epochs),
                             ("results/equal-steps", steps)):
