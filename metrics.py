@@ -176,8 +176,8 @@ def _equal_steps(ok, key, steps):
     the ``steps`` column)."""
     others = _same(ok, key, ignore=("epochs",), remedy="none")
     same_epochs = others["epochs"] == key[GROUP.index("epochs")]
-    if not steps > 0 or (same_epochs.any() and _within(
-            others.loc[same_epochs, "steps"].median(), steps)):
+    if not steps > 0 or (same_epochs.any() and _gap(
+            others.loc[same_epochs, "steps"].median(), steps) <= EQUAL_STEPS):
         # no steps recorded, or the runs of the same epochs are already
         # as long: ``vs_none`` is the equal-steps comparison
         return others.iloc[:0]
@@ -186,7 +186,7 @@ def _equal_steps(ok, key, steps):
         return others
     per_epochs = others.groupby("epochs").agg(
         steps=("steps", "median"), seeds=("seed", "nunique"))
-    per_epochs["gap"] = (per_epochs["steps"] - steps).abs() / steps
+    per_epochs["gap"] = _gap(per_epochs["steps"], steps)
     close = per_epochs[per_epochs["gap"] <= EQUAL_STEPS].reset_index()
     if close.empty:
         return others.iloc[:0]
@@ -195,8 +195,9 @@ def _equal_steps(ok, key, steps):
     return others[others["epochs"] == best["epochs"]]
 
 
-def _within(reference_steps, steps):
-    return abs(reference_steps - steps) <= EQUAL_STEPS * steps
+def _gap(reference_steps, steps):
+    """How far ``reference_steps`` lies from ``steps``, as a share of them."""
+    return abs(reference_steps - steps) / steps
 
 
 def _paired(row, name, group, reference):

@@ -88,9 +88,10 @@ CONFUSION_DISTRIBUTIONS = 2
 # Loading.
 
 def _read_csv(path):
+    """A result table; empty where the file is missing or has no rows."""
     try:
         return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
+    except (FileNotFoundError, pd.errors.EmptyDataError):
         return pd.DataFrame()
 
 
@@ -136,6 +137,13 @@ def _with_defaults(table):
     for column in TEXT_COLUMNS:
         if column in table:
             table[column] = table[column].astype(str)
+    return table
+
+
+def _of_settings(table, **settings):
+    """The rows of ``table`` trained with these settings (dtype, order)."""
+    for column, value in settings.items():
+        table = table[table[column] == value]
     return table
 
 
@@ -611,18 +619,26 @@ def _remedy_panel(ax, stats, remedies, dists):
     x = np.arange(len(dists))
     offset = min(0.13, 0.75 / len(remedies))
     for k, remedy in enumerate(remedies):
-        chosen = stats.loc[remedy].reindex(dists)
         shift = (k - (len(remedies) - 1) / 2) * offset
-        # no bar where one seed gives no interval
-        spread = np.nan_to_num(np.vstack([chosen["mean"] - chosen["low"],
-                                          chosen["high"] - chosen["mean"]]))
-        ax.errorbar(x + shift, chosen["mean"], yerr=spread, label=remedy,
-                    marker=REMEDY_MARKERS.get(remedy, "o"),
-                    color=REMEDY_COLOURS.get(remedy, "black"),
-                    linestyle="", capsize=2.5, markersize=5)
+        _remedy_points(ax, x + shift, stats.loc[remedy].reindex(dists),
+                       remedy, capsize=2.5)
     ax.set_ylim(_percent_limits(stats))
     ax.grid(axis="y", color="0.85", linewidth=0.8)
     ax.set_axisbelow(True)
+
+
+def _remedy_points(ax, x, chosen, remedy, capsize, filled=True):
+    """A remedy's means (``chosen``: mean, low, high) at ``x`` with their
+    intervals, in the remedy's colour and marker; open markers where not
+    ``filled``."""
+    # no bar where one seed gives no interval
+    spread = np.nan_to_num(np.vstack([chosen["mean"] - chosen["low"],
+                                      chosen["high"] - chosen["mean"]]))
+    colour = REMEDY_COLOURS.get(remedy, "black")
+    ax.errorbar(x, chosen["mean"], yerr=spread, label=remedy,
+                marker=REMEDY_MARKERS.get(remedy, "o"), color=colour,
+                markerfacecolor=colour if filled else "white",
+                linestyle="", capsize=capsize, markersize=5)
 
 
 def _percent_limits(stats):
@@ -717,18 +733,9 @@ def plot_remedy_gains(suite, model, init, gains):
             if (remedy, basis) not in {(r, s) for r, _, s in gains.index}:
                 continue
             chosen = gains.xs((remedy, basis), level=("remedy", "basis"))
-            chosen = chosen.reindex(dists)
             shift = ((2 * k + b) - (2 * len(remedies) - 1) / 2) * offset
-            spread = np.nan_to_num(np.vstack(
-                [chosen["mean"] - chosen["low"],
-                 chosen["high"] - chosen["mean"]]))
-            colour = REMEDY_COLOURS.get(remedy, "black")
-            ax.errorbar(x + shift, chosen["mean"], yerr=spread,
-                        marker=REMEDY_MARKERS.get(remedy, "o"),
-                        color=colour, linestyle="", capsize=2,
-                        markersize=5,
-                        markerfacecolor=colour if basis == "epochs"
-                        else "white")
+            _remedy_points(ax, x + shift, chosen.reindex(dists), remedy,
+                           capsize=2, filled=basis == "epochs")
     ax.axhline(0, color="0.3", linewidth=1)
     ax.grid(axis="y", color="0.85", linewidth=0.8)
     ax.set_axisbelow(True)
@@ -973,8 +980,8 @@ def keep_settings(runs, per_class, **settings):
         if other.any():
             print(f"note: {int(other.sum())} runs with another {column} "
                   f"than {value} are left out (see --{column})")
-        runs, per_class = runs[~other], per_class[per_class[column] == value]
-    return runs, per_class
+        runs = runs[~other]
+    return runs, _of_settings(per_class, **settings)
 
 
 def keep_common_recipe(runs, per_class):
@@ -1113,16 +1120,10 @@ def write_gain_figures(results_dir, steps_dir, out, dtype="bf16",
     """The remedy-gains figure of every suite, model and initialisation
     that has remedy runs in ``results_dir`` and an equal-steps control in
     ``steps_dir``."""
-    tables = []
-    for folder in (results_dir, steps_dir):
-        path = Path(folder) / "summary.csv"
-        summary = (_with_defaults(_read_csv(path)) if path.is_file()
-                   else pd.DataFrame())
-        if len(summary):
-            summary = summary[(summary["dtype"] == dtype)
-                              & (summary["order"] == order)]
-        tables.append(summary)
-    epochs_summary, steps_summary = tables
+    epochs_summary, steps_summary = (
+        _of_settings(_with_defaults(_read_csv(Path(folder) / "summary.csv")),
+                     dtype=dtype, order=order)
+        for folder in (results_dir, steps_dir))
     if epochs_summary.empty or steps_summary.empty:
         _skip("remedy_gains", f"no summary.csv with rows in "
                               f"{results_dir if epochs_summary.empty else steps_dir}")
@@ -1162,11 +1163,10 @@ def markdown_report(results_dir, dtype="bf16", order="shuffled"):
     summary = _read_csv(results_dir / "summary.csv")
     if summary.empty:
         return f"no summary.csv with rows in {results_dir}"
-    summary = _with_defaults(summary)
-    per_class = _with_defaults(_read_csv(results_dir / "per_class.csv"))
-    for column, value in (("dtype", dtype), ("order", order)):
-        summary = summary[summary[column] == value]
-        per_class = per_class[per_class[column] == value]
+    settings = {"dtype": dtype, "order": order}
+    summary = _of_settings(_with_defaults(summary), **settings)
+    per_class = _of_settings(
+        _with_defaults(_read_csv(results_dir / "per_class.csv")), **settings)
     sections = []
     rank = {s: i for i, s in enumerate(_suite_order(summary["suite"]))}
     groups = summary.groupby(["suite", "model", "init"], sort=False)

@@ -427,6 +427,11 @@ def test_remedy_table_leaves_metrics_that_do_not_apply_blank():
     assert single[3] == "71.8" and single[4] == "50.0"
 
 
+def test_markdown_of_a_folder_without_results_says_so(tmp_path):
+    assert plot_results.markdown_report(tmp_path / "missing") == (
+        f"no summary.csv with rows in {tmp_path / 'missing'}")
+
+
 def test_most_imbalanced_prefers_larger_ratios_then_table_order():
     confusions = pd.DataFrame({
         "distribution": ["Dist.1", "Dist.2", "Dist.8", "Dist.3"],
